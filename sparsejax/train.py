@@ -1,0 +1,255 @@
+"""The population trainer: P masked MLPs trained by one jitted program (SPEC §3).
+
+Structure (depth, widths, epochs, batch size, optimiser constants, the mask hook) is static and
+closed over; everything that varies per model — parameters, masks, momentum buffers, learning
+rate, schedule, data-order key, hook state — is a batched array with a leading axis P. The step
+counter is shared and unbatched, so schedule predicates stay real branches (``lax.cond``).
+
+A run is a sequence of jitted chunks (``lax.scan`` over ``chunk_steps`` steps) so progress can be
+reported between chunks; a chunk's compiled program is cached on its static structure and shapes,
+so a second run with the same shapes never compiles again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sparsejax import mlp, shuffle
+
+Array = jax.Array
+Params = mlp.Params
+
+SCHEDULES = ("constant", "cosine", "step")
+
+
+def schedule_ids(names: Sequence[str]) -> np.ndarray:
+    """Schedule names → int32 codes (index into SCHEDULES); ValueError naming the allowed ones."""
+    out = []
+    for name in names:
+        if name not in SCHEDULES:
+            raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+        out.append(SCHEDULES.index(name))
+    return np.asarray(out, np.int32)
+
+
+def lr_factor(schedule: Array, epoch: Array, total_epochs: int,
+              milestones: tuple[int, ...] = (15, 30), gamma: float = 0.1) -> Array:
+    """Multiplier of the base learning rate at 0-based `epoch` (stepped once per epoch, as the
+    reference). constant: 1; cosine: (1 + cos(π e / T)) / 2 with T = total_epochs, eta_min 0;
+    step: γ^(number of milestones ≤ e). `schedule` may be batched, `epoch` is shared."""
+    e = jnp.asarray(epoch, jnp.float32)
+    cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * e / total_epochs))
+    step = jnp.float32(gamma) ** sum((epoch >= m).astype(jnp.float32) for m in milestones)
+    return jnp.where(schedule == 1, cosine, jnp.where(schedule == 2, step, 1.0)).astype(jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static structure of a training run (hashable: it keys the compilation cache)."""
+    widths: tuple[int, ...] = mlp.DEFAULT_WIDTHS
+    epochs: int = 50
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = (15, 30)
+    chunk_steps: int = 390
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", mlp.check_widths(self.widths))
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        for name in ("epochs", "batch_size", "chunk_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def steps_per_epoch(self, n_examples: int) -> int:
+        """Full minibatches per epoch (drop_last): 49,982 // 128 = 390."""
+        spe = n_examples // self.batch_size
+        if spe < 1:
+            raise ValueError(f"batch_size {self.batch_size} exceeds the {n_examples} examples")
+        return spe
+
+
+class Population(NamedTuple):
+    """Per-model state; every leaf has a leading axis P."""
+    params: Params
+    masks: Params
+    momentum: Params
+    lr: Array          # (P,) float32 base learning rate
+    schedule: Array    # (P,) int32 index into SCHEDULES
+    key: Array         # (P, 2) uint32 raw key data: fold_in(root, model_id)
+    diverged: Array    # (P,) bool, sticky
+    hook_state: Any = ()
+
+
+class MaskHook(NamedTuple):
+    """A change of masks during training (GMP, RigL plug in here).
+
+    ``is_event(step) -> bool`` is evaluated on the shared, unbatched step counter, so the event
+    is a real ``lax.cond`` branch. ``update(pop, step, x, y) -> pop`` acts on the whole
+    population (vmap inside as needed) at the start of an event step, before the gradient;
+    with ``skip_optimizer`` the SGD step of an event step is skipped (RigL).
+    Hooks must be hashable (they key the compilation cache): use module-level functions or
+    ``functools.partial`` of them with hashable arguments.
+    """
+    is_event: Callable[[Array], Array]
+    update: Callable[..., Population]
+    skip_optimizer: bool = False
+
+
+def model_keys(root: Array | int, model_ids: Array | Sequence[int]) -> Array:
+    """Raw per-model key data (P, 2): ``fold_in(root, model_id)``, independent of batching."""
+    root = jax.random.PRNGKey(root) if isinstance(root, (int, np.integer)) else root
+    ids = jnp.asarray(model_ids, jnp.uint32)
+    return jax.vmap(lambda i: jax.random.key_data(jax.random.fold_in(root, i)))(ids)
+
+
+def make_population(params: Params, masks: Params | None, lr, schedule, keys: Array,
+                    hook_state: Any = ()) -> Population:
+    """A population ready to train: masks applied, momentum zero, nobody diverged.
+    `lr` and `schedule` may be scalars (broadcast) or (P,) arrays; schedule may be names."""
+    p = int(jax.tree.leaves(params)[0].shape[0])
+    if masks is None:
+        masks = jax.tree.map(jnp.ones_like, params)
+    for lp, lm in zip(jax.tree.leaves(params), jax.tree.leaves(masks)):
+        if lp.shape != lm.shape:
+            raise ValueError(f"mask shape {lm.shape} does not match parameter shape {lp.shape}")
+    if isinstance(schedule, str) or (isinstance(schedule, (list, tuple)) and schedule and isinstance(schedule[0], str)):
+        schedule = schedule_ids([schedule] if isinstance(schedule, str) else schedule)
+    lr = jnp.broadcast_to(jnp.asarray(lr, jnp.float32), (p,))
+    if bool(jnp.any(lr <= 0)):
+        raise ValueError("lr must be > 0")
+    schedule = jnp.broadcast_to(jnp.asarray(schedule, jnp.int32), (p,))
+    masks = jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), masks)
+    params = mlp.apply_masks(params, masks)
+    return Population(params=params, masks=masks, momentum=jax.tree.map(jnp.zeros_like, params),
+                      lr=lr, schedule=schedule, key=jnp.asarray(keys, jnp.uint32),
+                      diverged=jnp.zeros((p,), bool), hook_state=hook_state)
+
+
+def _all_finite(tree) -> Array:
+    return functools.reduce(jnp.logical_and,
+                            [jnp.all(jnp.isfinite(l), axis=tuple(range(1, l.ndim))) for l in jax.tree.leaves(tree)])
+
+
+def sgd_update(params: Params, masks: Params, momentum: Params, grads: Params, lr: Array,
+               momentum_coef: float, weight_decay: float) -> tuple[Params, Params]:
+    """One model's PyTorch SGD step (momentum, no dampening, weight decay on weights and biases)
+    restricted to unmasked coordinates: buf ← μ·buf + (g + λ·p)·m; p ← (p − lr·buf)·m.
+    Starting from buf = 0 this equals PyTorch's "first buffer = first gradient"."""
+    d = jax.tree.map(lambda g, p, m: (g + weight_decay * p) * m, grads, params, masks)
+    momentum = jax.tree.map(lambda b, d: momentum_coef * b + d, momentum, d)
+    params = jax.tree.map(lambda p, b, m: (p - lr * b) * m, params, momentum, masks)
+    return params, momentum
+
+
+def population_batch(pop: Population, x_all: Array, y_all: Array, step: Array, cfg: TrainConfig,
+                     epoch_offset: Array) -> tuple[Array, Array]:
+    """Each model's minibatch at `step`: x (P, B, 2), y (P, B)."""
+    n = x_all.shape[0]
+    spe = cfg.steps_per_epoch(n)
+    idx = jax.vmap(lambda k: shuffle.batch_indices(k, step, n, cfg.batch_size, spe, epoch_offset))(pop.key)
+    return x_all[idx], y_all[idx]
+
+
+def _train_step(cfg: TrainConfig, hook: MaskHook | None, data, pop: Population, step: Array) -> Population:
+    x_all, y_all, epoch_offset = data
+    x, y = population_batch(pop, x_all, y_all, step, cfg, epoch_offset)
+    if hook is not None:
+        pop = jax.lax.cond(hook.is_event(step), lambda p: hook.update(p, step, x, y), lambda p: p, pop)
+
+    def sgd(pop: Population) -> Population:
+        grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
+        spe = cfg.steps_per_epoch(x_all.shape[0])
+        lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
+        params, mom = jax.vmap(functools.partial(sgd_update, momentum_coef=cfg.momentum,
+                                                 weight_decay=cfg.weight_decay))(
+            pop.params, pop.masks, pop.momentum, grads, lr)
+        return pop._replace(params=params, momentum=mom)
+
+    if hook is not None and hook.skip_optimizer:
+        pop = jax.lax.cond(hook.is_event(step), lambda p: p, sgd, pop)
+    else:
+        pop = sgd(pop)
+    return pop._replace(diverged=pop.diverged | ~_all_finite(pop.params))
+
+
+TRACE_COUNT = {"chunk": 0}  # incremented at trace time; tests use it to prove caching works
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int):
+    def run(pop: Population, x_all, y_all, start, epoch_offset):
+        TRACE_COUNT["chunk"] += 1
+        body = lambda p, s: (_train_step(cfg, hook, (x_all, y_all, epoch_offset), p, s), None)
+        return jax.lax.scan(body, pop, start + jnp.arange(n_steps))[0]
+    return jax.jit(run, donate_argnums=(0,))
+
+
+def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None = None,
+          epoch_offset: int = 0, progress: Callable[[int, int, float], None] | None = None) -> Population:
+    """Train the population for ``cfg.epochs`` epochs; returns the final population.
+
+    `epoch_offset` shifts the data-order epochs (LTH's later rounds see fresh orders while their
+    schedules restart). `progress(steps_done, total_steps, seconds)` is called after each chunk.
+    """
+    x_all = jnp.asarray(x_all, jnp.float32)
+    y_all = jnp.asarray(y_all, jnp.float32).reshape(-1)
+    total = cfg.epochs * cfg.steps_per_epoch(x_all.shape[0])
+    done, t0 = 0, time.perf_counter()
+    pop = jax.tree.map(lambda a: jnp.array(a, copy=True), pop)  # the chunks donate their input
+    while done < total:
+        n = min(cfg.chunk_steps, total - done)
+        pop = _chunk_fn(cfg, hook, n)(pop, x_all, y_all, jnp.int32(done), jnp.int32(epoch_offset))
+        done += n
+        if progress is not None:
+            jax.block_until_ready(pop.diverged)
+            progress(done, total, time.perf_counter() - t0)
+    return pop
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+@functools.partial(jax.jit, static_argnames=("model_chunk", "data_chunk"))
+def _evaluate(params: Params, x_all: Array, y_all: Array, model_chunk: int, data_chunk: int):
+    n = x_all.shape[0]
+    pad = (-n) % data_chunk
+    xs = jnp.pad(x_all, ((0, pad), (0, 0))).reshape(-1, data_chunk, x_all.shape[1])
+    ys = jnp.pad(y_all, (0, pad)).reshape(-1, data_chunk)
+    valid = (jnp.arange(n + pad) < n).reshape(-1, data_chunk)
+
+    def one_model(p):
+        def body(acc, batch):
+            x, y, v = batch
+            z = mlp.apply(p, x)
+            correct = jnp.sum(((z > 0) == (y > 0.5)) & v)
+            lsum = jnp.sum(jnp.where(v, mlp.bce_with_logits(z, y), 0.0))
+            return (acc[0] + correct, acc[1] + lsum), None
+        (c, l), _ = jax.lax.scan(body, (jnp.int32(0), jnp.float32(0.0)), (xs, ys, valid))
+        return c.astype(jnp.float32) / n, l / n
+
+    p_total = jax.tree.leaves(params)[0].shape[0]
+    chunks = jax.tree.map(lambda a: a.reshape((p_total // model_chunk, model_chunk) + a.shape[1:]), params)
+    acc, loss = jax.lax.map(jax.vmap(one_model), chunks)
+    return acc.reshape(-1), loss.reshape(-1)
+
+
+def evaluate(params: Params, x_all, y_all, model_chunk: int = 256, data_chunk: int = 2048) -> dict[str, np.ndarray]:
+    """Accuracy (logit > 0 ⇔ label 1) and mean BCE loss of every model on all points, plus nnz.
+    Memory stays bounded: models in groups of `model_chunk`, points in blocks of `data_chunk`."""
+    x_all = jnp.asarray(x_all, jnp.float32)
+    y_all = jnp.asarray(y_all, jnp.float32).reshape(-1)
+    p = jax.tree.leaves(params)[0].shape[0]
+    mc = min(model_chunk, p)
+    pad = (-p) % mc
+    padded = jax.tree.map(lambda a: jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]), params) if pad else params
+    acc, loss = _evaluate(padded, x_all, y_all, mc, min(data_chunk, x_all.shape[0]))
+    return {"accuracy": np.asarray(acc[:p]), "loss": np.asarray(loss[:p]),
+            "weight_nnz": np.asarray(mlp.weight_nnz(params)), "model_nnz": np.asarray(mlp.model_nnz(params))}
