@@ -180,14 +180,13 @@ def structured_nnz(config: Sequence[int]) -> int:
     return sum(a * b + b for a, b in zip(cfg[:-1], cfg[1:]))
 
 
-def random_weight_masks(key: Array, widths: Sequence[int], density: float) -> list[Array]:
-    """Weight masks keeping exactly round(density · N_w) weights chosen uniformly over all layers."""
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density}")
+def random_weight_masks(key: Array, widths: Sequence[int], budget: Array | int) -> list[Array]:
+    """Weight masks keeping exactly `budget` weights chosen uniformly over all layers.
+    `budget` may be traced (one compilation serves every budget)."""
     shapes = layer_shapes(widths)
     n = weight_count(widths)
-    keep = max(1, int(round(density * n)))
-    flat = jnp.zeros((n,), jnp.float32).at[jax.random.permutation(key, n)[:keep]].set(1.0)
+    rank = jnp.argsort(jnp.argsort(jax.random.uniform(key, (n,))))
+    flat = (rank < budget).astype(jnp.float32)
     out, start = [], 0
     for i, o in shapes:
         out.append(flat[start:start + i * o].reshape(i, o))

@@ -46,6 +46,13 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 128,
     "momentum": 0.9,
     "weight_decay": 5e-4,
+    # added with the runner; None defaults keep every earlier id unchanged
+    "density": None,        # random masks: fraction of weights kept (budget wins when both given)
+    "structure": None,      # (d1, d2, d3): phase-1 blocks, or the configuration of a phase-2 mask
+    "mask_index": None,     # phase 2: index into the MaskSpace of `structure`
+    "mask_space": None,     # phase 2: {"max_weight_sum": .., "first_k_w2": ..} subset options
+    "init_sha256": None,    # content hash of an init file, so ids follow the data not the path
+    "optimal_width": None,  # fixed-init pruning: slice the width-16 init to this width
 }
 
 

@@ -1,0 +1,215 @@
+"""From run configs to trained populations and records.
+
+A run config (see :mod:`sparsejax.sweep.identity`) says what to train; this module turns a list
+of configs that share one compiled program into one population, trains it and returns one
+record per run. Kinds of run:
+
+* a pruning method from the registry (``dense``, ``random``, ``gmp``, …) at ``widths``, with a
+  weight ``budget`` where the method needs one;
+* ``structured``: phase 1 of the search — ``widths`` masked to the top-left blocks ``structure``;
+* ``search``: phase 2 — the network ``structure`` with mask ``mask_index`` of its
+  :class:`~sparsejax.search.product.MaskSpace` (subset options ``mask_space``); its init is a
+  width-``widths`` init sliced to ``structure``, which trains exactly as the masked wide network.
+
+Each run's keys derive from its id: ``fold_in(PRNGKey(0), run_seed(id))`` then ``fold_in`` with a
+purpose tag (init, data order, masks, pruning), so a run's numbers never depend on its neighbours.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sparsejax import data, mlp, train
+from sparsejax.pruning import registry
+from sparsejax.search.product import MaskSpace
+from sparsejax.sweep import identity
+
+ROOT_SEED = 0
+SEARCH_KINDS = ("structured", "search")
+TAG_INIT, TAG_DATA, TAG_MASK, TAG_PRUNE = 0, 1, 2, 3
+
+
+def all_method_names() -> list[str]:
+    return registry.names() + list(SEARCH_KINDS)
+
+
+def file_sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def trained_widths(cfg: dict) -> tuple[int, ...]:
+    """The shape actually trained: `structure` for phase 2, `optimal_width` slices, else widths."""
+    if cfg["method"] == "search":
+        return tuple(int(d) for d in cfg["structure"])
+    if cfg.get("optimal_width") is not None:
+        return (int(cfg["optimal_width"]),) * len(cfg["widths"])
+    return tuple(int(w) for w in cfg["widths"])
+
+
+def validate(config: dict) -> dict:
+    """The resolved config, or ValueError with one line naming the field and what is allowed."""
+    cfg = identity.resolve(config)
+    method = cfg["method"]
+    if method not in all_method_names():
+        raise ValueError(f"method: unknown {method!r}; allowed: {', '.join(all_method_names())}")
+    widths = cfg["widths"]
+    if not isinstance(widths, (list, tuple)) or not widths or any(int(w) < 1 for w in widths):
+        raise ValueError(f"widths: every width must be >= 1, got {widths}")
+    if cfg["schedule"] not in train.SCHEDULES:
+        raise ValueError(f"schedule: unknown {cfg['schedule']!r}; allowed: {', '.join(train.SCHEDULES)}")
+    if not float(cfg["lr"]) > 0:
+        raise ValueError(f"lr: must be > 0, got {cfg['lr']}")
+    if int(cfg["epochs"]) < 1:
+        raise ValueError(f"epochs: must be >= 1, got {cfg['epochs']}")
+    if cfg["dataset"] not in data.DATASETS:
+        raise ValueError(f"dataset: unknown {cfg['dataset']!r}; allowed: {', '.join(data.DATASETS)}")
+    if cfg.get("optimal_width") is not None and not 1 <= int(cfg["optimal_width"]) <= min(widths):
+        raise ValueError(f"optimal_width: must be in [1, {min(widths)}], got {cfg['optimal_width']}")
+    n_w = mlp.weight_count(trained_widths(cfg))
+    if method in registry.names() and registry.get(method).needs_budget:
+        b = cfg.get("budget")
+        if b is None and cfg.get("density") is not None:
+            d = float(cfg["density"])
+            if not 0 < d <= 1:
+                raise ValueError(f"density: must be in (0, 1], got {d}")
+            cfg["budget"] = b = max(1, int(round(d * n_w)))
+        if b is None:
+            raise ValueError(f"budget: method {method!r} needs a weight budget")
+        if not 1 <= int(b) < n_w:
+            raise ValueError(f"budget: must be in [1, {n_w - 1}] for widths {trained_widths(cfg)} "
+                             f"({n_w} weights), got {b}")
+    if method in SEARCH_KINDS:
+        s = cfg.get("structure")
+        if s is None or len(s) != len(widths) or any(not 1 <= int(d) <= int(w) for d, w in zip(s, widths)):
+            raise ValueError(f"structure: need {len(widths)} unit counts within widths {tuple(widths)}, got {s}")
+    if method == "search":
+        idx = cfg.get("mask_index")
+        space = mask_space(cfg)
+        if idx is None or not 0 <= int(idx) < len(space):
+            raise ValueError(f"mask_index: must be in [0, {len(space)}) for structure {tuple(cfg['structure'])}, got {idx}")
+    init = cfg["init"]
+    if init != "random":
+        params = load_init(init)
+        if mlp.widths_of(params) != tuple(int(w) for w in widths):
+            raise ValueError(f"init: file {init!r} has widths {mlp.widths_of(params)}, runs ask for {tuple(widths)}")
+        cfg["init_sha256"] = file_sha256(init)
+    return cfg
+
+
+@functools.lru_cache(maxsize=8)
+def load_init(path: str) -> mlp.Params:
+    return mlp.load_npz(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_space(structure: tuple[int, ...], max_weight_sum, first_k_w2) -> MaskSpace:
+    return MaskSpace(structure, max_weight_sum=max_weight_sum, first_k_w2=first_k_w2)
+
+
+def mask_space(cfg: dict) -> MaskSpace:
+    opts = cfg.get("mask_space") or {}
+    return _mask_space(tuple(int(d) for d in cfg["structure"]), opts.get("max_weight_sum"), opts.get("first_k_w2"))
+
+
+def program_key(cfg: dict) -> tuple:
+    """Runs with equal keys share one compiled program and may share a population."""
+    return (cfg["method"], trained_widths(cfg), int(cfg["epochs"]), int(cfg["batch_size"]),
+            float(cfg["momentum"]), float(cfg["weight_decay"]), cfg["dataset"])
+
+
+def run_keys(run_ids: Sequence[str]) -> jax.Array:
+    """(P, 2) raw key data, one per run: fold_in(PRNGKey(0), run_seed(id))."""
+    return train.model_keys(jax.random.PRNGKey(ROOT_SEED), [identity.run_seed(r) for r in run_ids])
+
+
+def _tagged(keys_P: jax.Array, tag: int) -> jax.Array:
+    return jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(k), tag)))(keys_P)
+
+
+def initial_params(cfgs: list[dict], keys_P: jax.Array, scheme: str) -> mlp.Params:
+    """Per-run initial parameters at the trained shape (random or from the init file, sliced)."""
+    widths, shape = tuple(cfgs[0]["widths"]), trained_widths(cfgs[0])
+    init_keys = jax.vmap(jax.random.wrap_key_data)(_tagged(keys_P, TAG_INIT))
+    rand = mlp.slice_width(mlp.init_population(init_keys, widths, scheme), shape)
+    if all(c["init"] == "random" for c in cfgs):
+        return rand
+    from_file = [c["init"] != "random" for c in cfgs]
+    files = [mlp.slice_width(load_init(c["init"]), shape) if f else None for c, f in zip(cfgs, from_file)]
+    take = jnp.asarray(from_file)
+
+    def pick(i, leaf_rand):
+        fixed = jnp.stack([jax.tree.leaves(f)[i] if f is not None else jnp.zeros(leaf_rand.shape[1:]) for f in files])
+        return jnp.where(take.reshape((-1,) + (1,) * (leaf_rand.ndim - 1)), fixed, leaf_rand)
+    leaves, tree = jax.tree.flatten(rand)
+    return jax.tree.unflatten(tree, [pick(i, l) for i, l in enumerate(leaves)])
+
+
+def config_masks(cfgs: list[dict]) -> mlp.Params | None:
+    """Masks fixed by the config (phase 1 and 2), stacked over runs; None for pruning methods."""
+    kind = cfgs[0]["method"]
+    if kind == "structured":
+        ms = [mlp.structured_masks(c["widths"], c["structure"]) for c in cfgs]
+    elif kind == "search":
+        space = mask_space(cfgs[0])
+        m1, m2, m3 = space.index_to_masks(np.asarray([int(c["mask_index"]) for c in cfgs]))
+        ws = [np.swapaxes(m, 1, 2).astype(np.float32) for m in (m1, m2, m3)]
+        ws.append(np.ones((len(cfgs), ws[-1].shape[2], 1), np.float32))
+        return mlp.masks_from_weights([jnp.asarray(w) for w in ws], "in_degree")
+    else:
+        return None
+    return jax.tree.map(lambda *a: jnp.stack(a), *ms)
+
+
+def run_population(configs: list[dict], chunk_steps: int = 390,
+                   progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
+    """Train the runs of `configs` (one program key) as one population; one record per run."""
+    cfgs = [validate(c) for c in configs]
+    keys = {program_key(c) for c in cfgs}
+    if len(keys) != 1:
+        raise ValueError(f"run_population needs runs of one program, got {len(keys)}: {sorted(map(str, keys))[:3]}")
+    ids = [identity.run_id(c) for c in cfgs]
+    c0, shape = cfgs[0], trained_widths(cfgs[0])
+    x_all, y_all = data.load(c0["dataset"])
+    tcfg = train.TrainConfig(widths=shape, epochs=int(c0["epochs"]), batch_size=int(c0["batch_size"]),
+                             momentum=float(c0["momentum"]), weight_decay=float(c0["weight_decay"]),
+                             chunk_steps=chunk_steps)
+    kind = c0["method"]
+    method = registry.get("dense" if kind in SEARCH_KINDS else kind)
+    keys_P = run_keys(ids)
+    lr = jnp.asarray([float(c["lr"]) for c in cfgs], jnp.float32)
+    params = initial_params(cfgs, keys_P, method.init_scheme)
+    t0 = time.perf_counter()
+    masks = config_masks(cfgs)
+    budget = jnp.asarray([int(c["budget"] or 0) for c in cfgs], jnp.int32)
+    if masks is None:
+        wm = method.prune_at_init(params, budget, _tagged(keys_P, TAG_PRUNE), lr, jnp.asarray(x_all),
+                                  jnp.asarray(y_all), shape)
+        masks = mlp.masks_from_weights(wm, "out_degree") if wm is not None else jax.tree.map(jnp.ones_like, params)
+    pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], _tagged(keys_P, TAG_DATA),
+                                hook_state=method.hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
+    pop = method.fit(pop, x_all, y_all, tcfg, progress=progress)
+    metrics = train.evaluate(pop.params, x_all, y_all)
+    seconds = time.perf_counter() - t0
+    records = []
+    host_params = jax.tree.map(np.asarray, pop.params)
+    host_masks = jax.tree.map(lambda m: np.asarray(m) > 0, pop.masks)
+    diverged = np.asarray(pop.diverged)
+    for i, (rid, c) in enumerate(zip(ids, cfgs)):
+        records.append({
+            "run_id": rid, "config": identity.minimal(c), "status": "done",
+            "accuracy": float(metrics["accuracy"][i]), "loss": float(metrics["loss"][i]),
+            "weight_nnz": int(metrics["weight_nnz"][i]), "model_nnz": int(metrics["model_nnz"][i]),
+            "diverged": bool(diverged[i]), "train_seconds": seconds / len(cfgs),
+            "mask_weight_count": int(sum(np.sum(m["w"][i]) for m in host_masks)),
+            "bias_rule": "in_degree" if kind == "search" else "out_degree",
+            "masks": jax.tree.map(lambda a: a[i], host_masks),
+            "params": jax.tree.map(lambda a: a[i], host_params),
+        })
+    return records
