@@ -1,0 +1,128 @@
+"""Training throughput in model-steps per second (one model, one minibatch step of 128).
+
+Rows: populations P at width 16, then widths at a fixed P. Every row is timed against, in the
+same run, a baseline that trains the same models one at a time (how the reference works: one
+model per process, here one jitted model per call). With ``--torch`` and torch installed, a
+one-model-at-a-time PyTorch loop and a hand-batched PyTorch ``bmm`` loop are timed as peers.
+
+    python benchmarks/throughput.py                     # the full table
+    python benchmarks/throughput.py --populations=1024,4096 --widths=16 --steps=200 --json
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from sparsejax import data, mlp, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("populations", ["1", "64", "256", "1024", "4096"], "population sizes timed at width 16")
+flags.DEFINE_list("widths", ["16", "64", "256"], "widths timed at --width_population")
+flags.DEFINE_integer("width_population", 64, "population size of the width rows")
+flags.DEFINE_integer("steps", 100, "timed steps per row (after a warm-up call that compiles)")
+flags.DEFINE_integer("baseline_steps", 100, "timed steps of the one-model-at-a-time baseline")
+flags.DEFINE_bool("json", False, "print one JSON object per row instead of a table")
+flags.DEFINE_bool("torch", False, "also time PyTorch peers (needs torch installed)")
+
+
+def _population(p: int, width: int) -> train.Population:
+    widths = (width,) * 3
+    params = mlp.init_population(jax.random.split(jax.random.PRNGKey(0), p), widths)
+    return train.make_population(params, None, 0.05, "cosine", train.model_keys(0, np.arange(p)))
+
+
+def time_population(p: int, width: int, steps: int) -> float:
+    """Model-steps/s of the population trainer: P models × `steps` steps in one jitted chunk."""
+    x, y = data.cubist_spiral()
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    cfg = train.TrainConfig(widths=(width,) * 3, epochs=max(1, math.ceil(steps / 390)), chunk_steps=steps)
+    fn = train._chunk_fn(cfg, None, steps)
+    pop = fn(_population(p, width), x, y, jnp.int32(0), jnp.int32(0))  # compile + warm up
+    jax.block_until_ready(pop)
+    t0 = time.perf_counter()
+    pop = fn(pop, x, y, jnp.int32(steps), jnp.int32(0))
+    jax.block_until_ready(pop)
+    return p * steps / (time.perf_counter() - t0)
+
+
+def torch_rows(p: int, width: int, steps: int) -> dict[str, float]:
+    """PyTorch peers: one model at a time (as the reference) and a hand-batched bmm loop."""
+    import torch
+    torch.manual_seed(0)
+    x, y = data.cubist_spiral()
+    xt, yt = torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))
+    dims = [2, width, width, width, 1]
+    out = {}
+    model = torch.nn.Sequential(*[m for i in range(4) for m in
+                                  ([torch.nn.Linear(dims[i], dims[i + 1])] + ([torch.nn.ReLU()] if i < 3 else []))])
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    lossf = torch.nn.BCEWithLogitsLoss()
+    n1 = max(20, steps // 5)
+    t0 = time.perf_counter()
+    for s in range(n1):
+        idx = torch.randint(0, len(xt), (128,))
+        opt.zero_grad()
+        lossf(model(xt[idx])[:, 0], yt[idx]).backward()
+        opt.step()
+    out["torch_one_model"] = n1 / (time.perf_counter() - t0)
+    ws = [(torch.randn(p, dims[i], dims[i + 1]) / math.sqrt(dims[i])).requires_grad_() for i in range(4)]
+    bs = [torch.zeros(p, 1, dims[i + 1]).requires_grad_() for i in range(4)]
+    opt = torch.optim.SGD(ws + bs, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    t0 = time.perf_counter()
+    for s in range(steps):
+        idx = torch.randint(0, len(xt), (p, 128))
+        h = xt[idx]
+        for i in range(4):
+            h = torch.baddbmm(bs[i], h, ws[i])
+            if i < 3:
+                h = torch.relu(h)
+        opt.zero_grad()
+        lossf(h[..., 0], yt[idx]).backward()
+        opt.step()
+    out["torch_bmm"] = p * steps / (time.perf_counter() - t0)
+    return out
+
+
+def main(argv):
+    del argv
+    pops = [int(v) for v in FLAGS.populations]
+    widths = [int(v) for v in FLAGS.widths]
+    if any(v < 1 for v in pops + widths) or FLAGS.steps < 1:
+        raise app.UsageError("--populations, --widths and --steps must be positive integers")
+    rows = [(p, 16) for p in pops] if 16 in widths else []
+    rows += [(FLAGS.width_population, w) for w in widths if (FLAGS.width_population, w) not in rows]
+    baselines = {w: time_population(1, w, FLAGS.baseline_steps) for w in sorted({w for _, w in rows})}
+    if not FLAGS.json:
+        print(f"# sparsejax throughput — {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+              f"jax {jax.__version__}, {platform.processor() or platform.machine()}, {datetime.date.today()}")
+        head = f"{'P':>6} {'width':>5} {'model-steps/s':>14} {'one-at-a-time':>14} {'ratio':>7}"
+        if FLAGS.torch:
+            head += f" {'torch 1-model':>14} {'torch bmm':>12}"
+        print(head)
+    for p, w in rows:
+        rate = time_population(p, w, FLAGS.steps)
+        row = {"population": p, "width": w, "model_steps_per_s": rate,
+               "baseline_model_steps_per_s": baselines[w], "ratio": rate / baselines[w],
+               "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
+               "jax": jax.__version__, "date": str(datetime.date.today())}
+        if FLAGS.torch:
+            row.update(torch_rows(p, w, min(FLAGS.steps, 50)))
+        if FLAGS.json:
+            print(json.dumps(row), flush=True)
+        else:
+            line = f"{p:>6} {w:>5} {rate:>14,.0f} {baselines[w]:>14,.0f} {rate / baselines[w]:>6.1f}x"
+            if FLAGS.torch:
+                line += f" {row['torch_one_model']:>14,.0f} {row['torch_bmm']:>12,.0f}"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
