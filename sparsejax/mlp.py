@@ -8,6 +8,7 @@ populations. Checkpoints use PyTorch names and (out, in) shapes.
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -80,7 +81,11 @@ def init(key: Array, widths: Sequence[int] = DEFAULT_WIDTHS, scheme: str = "torc
 
 def init_population(keys_P: Array, widths: Sequence[int] = DEFAULT_WIDTHS, scheme: str = "torch") -> Params:
     """P networks from P keys (one per model), leaves with a leading axis P."""
-    widths = check_widths(widths)
+    return _init_population(keys_P, check_widths(widths), scheme)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_population(keys_P: Array, widths: tuple[int, ...], scheme: str) -> Params:
     return jax.vmap(lambda k: init(k, widths, scheme))(keys_P)
 
 

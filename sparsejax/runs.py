@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -40,6 +41,13 @@ def all_method_names() -> list[str]:
 
 
 def file_sha256(path: str) -> str:
+    """Content hash of a file, cached on (path, mtime, size): a sweep validates it per run."""
+    st = os.stat(path)
+    return _sha256_cached(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()[:16]
 
@@ -168,8 +176,10 @@ def config_masks(cfgs: list[dict]) -> mlp.Params | None:
 
 
 def run_population(configs: list[dict], chunk_steps: int = 390,
-                   progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
-    """Train the runs of `configs` (one program key) as one population; one record per run."""
+                   progress: Callable[[int, int, float], None] | None = None,
+                   place: Callable[[train.Population], train.Population] | None = None) -> list[dict]:
+    """Train the runs of `configs` (one program key) as one population; one record per run.
+    `place` puts the population on devices (the sweep runner shards it across accelerators)."""
     cfgs = [validate(c) for c in configs]
     keys = {program_key(c) for c in cfgs}
     if len(keys) != 1:
@@ -194,6 +204,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
         masks = mlp.masks_from_weights(wm, "out_degree") if wm is not None else jax.tree.map(jnp.ones_like, params)
     pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], _tagged(keys_P, TAG_DATA),
                                 hook_state=method.hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
+    pop = place(pop) if place is not None else pop
     pop = method.fit(pop, x_all, y_all, tcfg, progress=progress)
     metrics = train.evaluate(pop.params, x_all, y_all)
     seconds = time.perf_counter() - t0

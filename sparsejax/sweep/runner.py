@@ -1,0 +1,272 @@
+"""The sweep runner: train a plan population by population into a store, resumably.
+
+``run_sweep`` skips runs already in the store, trains the rest in populations of one compiled
+program (``plan.groups``) and writes each population's records in ONE store transaction, so a
+``kill -9`` at any moment loses at most the population in flight; relaunching the same command
+finishes the sweep. Each population logs one progress line (runs done, model-steps/s with the
+first compile excluded where measurable, ETA).
+
+With more than one device the population axis is sharded over all of them
+(``NamedSharding(Mesh(devices, ('p',)), PartitionSpec('p'))``): the population is padded with
+copies of its last run to a multiple of the device count and the padded records are dropped.
+The trainer is vmapped over the population, so every model computes exactly what it computes
+unsharded.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from sparsejax import runs
+from sparsejax.sweep import identity
+from sparsejax.sweep import plan as plan_lib
+from sparsejax.sweep.store import Store, StoreError
+
+POPULATION_AXIS = "p"
+Log = Callable[[str], None]
+
+
+# ----------------------------------------------------------------------------- devices
+
+def population_mesh(devices: Sequence[Any] | None = None) -> Mesh:
+    """A 1-D mesh over ``devices`` (default: all) with the population axis ``'p'``."""
+    devs = list(jax.devices() if devices is None else devices)
+    return Mesh(np.asarray(devs), (POPULATION_AXIS,))
+
+
+def shard_population(tree: Any, devices: Sequence[Any] | None = None) -> Any:
+    """``tree`` placed on all devices, leaves with the population axis split along it.
+
+    The population size P is the leading dimension of the first leaf; every leaf whose leading
+    dimension is P is sharded with ``PartitionSpec('p')``, any other leaf (shared scalars) is
+    replicated. On one device the tree is returned unchanged. P must be a multiple of the
+    device count (see :func:`pad_configs`).
+    """
+    devs = list(jax.devices() if devices is None else devices)
+    leaves = jax.tree.leaves(tree)
+    if len(devs) <= 1 or not leaves:
+        return tree
+    size = int(np.shape(leaves[0])[0])
+    if size % len(devs):
+        raise ValueError(f"population_size: {size} runs do not split over {len(devs)} devices; "
+                         "pad the population to a multiple of the device count")
+    mesh = population_mesh(devs)
+    split = NamedSharding(mesh, PartitionSpec(POPULATION_AXIS))
+    whole = NamedSharding(mesh, PartitionSpec())
+
+    def put(leaf: Any) -> Any:
+        shape = np.shape(leaf)
+        return jax.device_put(leaf, split if len(shape) >= 1 and shape[0] == size else whole)
+    return jax.tree.map(put, tree)
+
+
+def pad_configs(configs: Sequence[dict], multiple: int) -> list[dict]:
+    """``configs`` followed by copies of the last one, up to a multiple of ``multiple``."""
+    configs = list(configs)
+    pad = (-len(configs)) % max(int(multiple), 1)
+    return configs + [configs[-1]] * pad if configs else configs
+
+
+def train_population(configs: Sequence[dict], chunk_steps: int = 390,
+                     devices: Sequence[Any] | None = None,
+                     progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
+    """``runs.run_population`` over all ``devices``: one record per config, in order.
+
+    On several devices the population is
+    padded to a multiple of the device count and sharded; the padding's records are dropped.
+    """
+    devs = list(jax.devices() if devices is None else devices)
+    if len(devs) > 1:
+        padded = pad_configs(configs, len(devs))
+        place = lambda pop: shard_population(pop, devs)  # noqa: E731
+        records = runs.run_population(padded, chunk_steps=chunk_steps, progress=progress, place=place)
+        return records[:len(configs)]
+    return runs.run_population(list(configs), chunk_steps=chunk_steps, progress=progress)
+
+
+# ----------------------------------------------------------------------------- store access
+
+def _check_store_path(store_path: str | os.PathLike | None, dry_run: bool) -> str | None:
+    """The store path as a string; ValueError("store: ...") when it cannot be one."""
+    if store_path is None or str(store_path) == "":
+        if dry_run:
+            return None
+        raise ValueError("store: a store file path is required")
+    path = os.fspath(store_path)
+    if os.path.isdir(path):
+        raise ValueError(f"store: {path} is a directory, not a sweep store file")
+    if not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ValueError(f"store: {path}: directory {os.path.dirname(os.path.abspath(path))} does not exist")
+    return path
+
+
+def _open_store(path: str, create: bool) -> Store:
+    """``Store(path, create)`` with a StoreError turned into ValueError("store: ...")."""
+    try:
+        return Store(path, create=create)
+    except StoreError as err:
+        raise ValueError(f"store: {err}") from None
+
+
+def count_done(plan: plan_lib.Plan, store_path: str | None) -> set[str]:
+    """Ids of ``plan`` already in the store, without creating anything (dry runs).
+
+    A missing store counts as empty; an existing file must be a sweep store.
+    """
+    if store_path is None or not os.path.exists(store_path):
+        return set()
+    with _open_store(store_path, create=False) as store:
+        return store.done_ids(plan.ids)
+
+
+# ----------------------------------------------------------------------------- progress
+
+def _hms(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    return str(datetime.timedelta(seconds=int(round(seconds))))
+
+
+class _ChunkClock:
+    """Collects ``progress(done, total, seconds)`` calls of one population.
+
+    ``steady()`` is (steps, seconds) over chunks after the first of each training pass: the
+    first chunk holds the compile, the rest measure training alone.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, float]] = []
+
+    def __call__(self, done: int, total: int, seconds: float) -> None:
+        self.events.append((int(done), float(seconds)))
+        logging.debug("  chunk: %d/%d steps, %.2fs", done, total, seconds)
+
+    def steady(self) -> tuple[int, float]:
+        steps, secs = 0, 0.0
+        for (d0, s0), (d1, s1) in zip(self.events, self.events[1:]):
+            if d1 > d0 and s1 > s0:  # same pass (LTH restarts its counter each round)
+                steps, secs = steps + d1 - d0, secs + s1 - s0
+        return steps, secs
+
+
+class _Meter:
+    """Throughput and ETA of a sweep, from populations that did not compile where possible."""
+
+    def __init__(self, todo_steps: int) -> None:
+        self.todo_steps = todo_steps
+        self.done_steps = 0
+        self.seconds = 0.0
+        self.warm_steps, self.warm_seconds = 0, 0.0
+        self.steady_rate = 0.0
+        self.seen: set[tuple] = set()
+
+    def add(self, key: tuple, model_steps: int, seconds: float, size: int, clock: _ChunkClock) -> None:
+        self.done_steps += model_steps
+        self.seconds += seconds
+        if key in self.seen:
+            self.warm_steps += model_steps
+            self.warm_seconds += seconds
+        else:
+            self.seen.add(key)
+            steps, secs = clock.steady()
+            if steps and secs > 0:
+                self.steady_rate = steps * size / secs
+
+    def rate(self) -> tuple[float, str]:
+        """(model-steps/s, how it was measured)."""
+        if self.warm_seconds > 0:
+            return self.warm_steps / self.warm_seconds, ""
+        if self.steady_rate > 0:
+            return self.steady_rate, " (chunks after compile)"
+        return (self.done_steps / self.seconds if self.seconds > 0 else 0.0), " (incl. compile)"
+
+    def eta(self) -> float:
+        rate, _ = self.rate()
+        left = self.todo_steps - self.done_steps
+        return left / rate if rate > 0 else float("inf")
+
+
+# ----------------------------------------------------------------------------- sweep
+
+def _dry_run(plan: plan_lib.Plan, store_path: str | None, echo: Log) -> dict:
+    """Count done runs and cost without creating or writing anything."""
+    done = count_done(plan, store_path)
+    todo = plan.without(done)
+    summary = {"total": len(plan), "done": len(done), "todo": len(todo),
+               "cost_total": plan_lib.cost(plan), "cost_todo": plan_lib.cost(todo),
+               "dry_run": True}
+    echo(f"runs: total={summary['total']} done={summary['done']} todo={summary['todo']}")
+    echo(f"cost: model-steps total={summary['cost_total']} todo={summary['cost_todo']}")
+    return summary
+
+
+def run_sweep(plan: plan_lib.Plan, store_path: str | os.PathLike | None, population_size: int = 1024,
+              chunk_steps: int = 390, dry_run: bool = False, log: Log = logging.info,
+              devices: Sequence[Any] | None = None, echo: Log = print) -> dict:
+    """Train every run of ``plan`` not yet in the store at ``store_path``; returns a summary.
+
+    ``dry_run`` creates nothing: it prints (``echo``) ``runs: total=N done=D todo=T`` and the
+    cost line. Otherwise the store is opened (created if missing), finished runs are skipped,
+    and each population is trained and written in one transaction, logging one line (``log``).
+    Bad arguments or a file that is not a sweep store raise ValueError("field: ...") before
+    anything is created.
+    """
+    if int(population_size) < 1:
+        raise ValueError(f"population_size: must be >= 1, got {population_size}")
+    if int(chunk_steps) < 1:
+        raise ValueError(f"chunk_steps: must be >= 1, got {chunk_steps}")
+    path = _check_store_path(store_path, dry_run)
+    if dry_run:
+        return _dry_run(plan, path, echo)
+    devs = list(jax.devices() if devices is None else devices)
+    with _open_store(path, create=True) as store:
+        return _train_all(plan, store, int(population_size), int(chunk_steps), devs, log)
+
+
+def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_steps: int,
+               devices: list, log: Log) -> dict:
+    """The training loop of :func:`run_sweep` over an open store."""
+    done_before = store.done_ids(plan.ids)
+    todo = plan.without(done_before)
+    pops = plan_lib.groups(todo, population_size)
+    meter = _Meter(plan_lib.cost(todo))
+    log(f"sweep: runs total={len(plan)} done={len(done_before)} todo={len(todo)} "
+        f"in {len(pops)} populations of <= {population_size} on {len(devices)} device(s)")
+    done, trained, t_start = len(done_before), 0, time.perf_counter()
+    for k, pop in enumerate(pops, 1):
+        pop = _not_yet_done(store, pop)  # another process may have finished some meanwhile
+        if not pop:
+            continue
+        clock = _ChunkClock()
+        t0 = time.perf_counter()
+        records = train_population(pop, chunk_steps, devices, progress=clock)
+        store.write_records(records)
+        seconds = time.perf_counter() - t0
+        steps = plan_lib.cost(pop)
+        size = len(pad_configs(pop, len(devices)))
+        meter.add((runs.program_key(pop[0]), size, chunk_steps), steps, seconds, size, clock)
+        done, trained = done + len(pop), trained + len(pop)
+        rate, how = meter.rate()
+        log(f"sweep: population {k}/{len(pops)} ({len(pop)} runs, {seconds:.1f}s): "
+            f"runs {done}/{len(plan)} done, {rate:,.0f} model-steps/s{how}, "
+            f"ETA {_hms(meter.eta())}")
+    seconds = time.perf_counter() - t_start
+    rate, _ = meter.rate()
+    log(f"sweep: finished {trained} runs in {seconds:.1f}s; {done}/{len(plan)} runs in the store")
+    return {"total": len(plan), "done_before": len(done_before), "todo": len(todo),
+            "trained": trained, "populations": len(pops), "model_steps": meter.done_steps,
+            "seconds": seconds, "model_steps_per_s": rate, "dry_run": False}
+
+
+def _not_yet_done(store: Store, pop: list[dict]) -> list[dict]:
+    """The configs of ``pop`` whose runs are not (yet) in the store."""
+    ids = [identity.run_id(c) for c in pop]
+    finished = store.done_ids(ids)
+    return [c for c, rid in zip(pop, ids) if rid not in finished] if finished else pop
