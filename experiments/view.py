@@ -1,0 +1,112 @@
+r"""Write the interactive sparse-model viewer as one self-contained HTML file.
+
+  python -m experiments.view --store=S.sqlite --run=ID [--compare=ID2] [--out=FILE.html] [--serve]
+  python -m experiments.view --npz=MODEL.npz [--compare=OTHER.npz] [--dataset=cubist_spiral] [--out=...]
+
+With ``--store`` the run (and ``--compare``) are run ids of that store; with ``--npz`` they are
+``.npz`` files written by ``sparsejax.mlp.save_npz`` (zero weights count as pruned). The page needs
+no server and no network; ``--serve`` additionally serves that one page on 127.0.0.1 for browsers
+that restrict file:// pages (Ctrl-C stops). Bad input gives one line on stderr and exit status 2,
+with nothing written.
+"""
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import sys
+from typing import Sequence
+
+from absl import app, flags
+
+from sparsejax import data
+from sparsejax.viz import viewer
+
+_STORE = flags.DEFINE_string("store", None, "Sweep store file to read the run(s) from.")
+_RUN = flags.DEFINE_string("run", None, "Run id in --store.")
+_NPZ = flags.DEFINE_string("npz", None, "A network saved with sparsejax.mlp.save_npz (instead of --store/--run).")
+_COMPARE = flags.DEFINE_string("compare", None,
+                               "Second model shown side by side: a run id of --store, or an .npz with --npz.")
+_DATASET = flags.DEFINE_string("dataset", None,
+                               "Dataset for points and accuracy (default: the run's config, else cubist_spiral).")
+_OUT = flags.DEFINE_string("out", None, "Output HTML file (default: view_<run>.html in the current folder).")
+_SAMPLE = flags.DEFINE_integer("sample", viewer.SAMPLE_SIZE, "Data points embedded for the live accuracy.")
+_SERVE = flags.DEFINE_boolean("serve", False, "After writing, serve the page on 127.0.0.1 (Ctrl-C stops).")
+_PORT = flags.DEFINE_integer("port", 8000, "Port for --serve (0: any free port).")
+
+
+class CliError(Exception):
+    """Bad command-line input: reported as one line on stderr."""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:80] or "model"
+
+
+def run(store: str | None, run_id: str | None, npz: str | None, compare: str | None, dataset: str | None,
+        out: str | None, sample: int) -> str:
+    """Check the flags, build the page and write it; returns the output path."""
+    if sample < 1:
+        raise CliError(f"--sample must be >= 1, got {sample}")
+    if dataset is not None and dataset not in data.DATASETS:
+        raise CliError(f"--dataset={dataset!r}: allowed {', '.join(sorted(data.DATASETS))}")
+    if bool(store) == bool(npz):
+        raise CliError("give exactly one of --store (with --run) or --npz")
+    if store and not run_id:
+        raise CliError("--run is required with --store: the id of the run to show")
+    if npz and run_id:
+        raise CliError("--run needs --store (with --npz the file is the model)")
+    models = viewer.load_models(store=store, run_id=run_id, npz=npz, compare=compare, dataset=dataset)
+    path = out or f"view_{_slug(models[0].name)}.html"
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise CliError(f"--out={path}: its directory does not exist")
+    page = viewer.build_html(models, sample_size=sample)
+    viewer.write_html(path, page)
+    return path
+
+
+def serve(path: str, port: int) -> None:
+    """Serve the page (and nothing else) on 127.0.0.1:``port`` until interrupted."""
+    name = os.path.basename(path)
+    body = open(path, "rb").read()
+
+    class PageHandler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path.split("?")[0] not in ("/", "/" + name):
+                self.send_error(404, "only the viewer page is served here")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt: str, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), PageHandler) as httpd:
+        print(f"serving http://127.0.0.1:{httpd.server_address[1]}/{name} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {' '.join(argv[1:])!r}; use flags (--store/--run or --npz)",
+              file=sys.stderr)
+        return 2
+    try:
+        path = run(_STORE.value, _RUN.value, _NPZ.value, _COMPARE.value, _DATASET.value, _OUT.value, _SAMPLE.value)
+    except (CliError, viewer.ViewerInputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}", file=sys.stderr, flush=True)
+    if _SERVE.value:
+        serve(path, _PORT.value)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
