@@ -219,7 +219,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
             "weight_nnz": int(metrics["weight_nnz"][i]), "model_nnz": int(metrics["model_nnz"][i]),
             "diverged": bool(diverged[i]), "train_seconds": seconds / len(cfgs),
             "mask_weight_count": int(sum(np.sum(m["w"][i]) for m in host_masks)),
-            "bias_rule": "in_degree" if kind == "search" else "out_degree",
+            "bias_rule": {"search": "in_degree", "structured": "blocks"}.get(kind, "out_degree"),
             "masks": jax.tree.map(lambda a: a[i], host_masks),
             "params": jax.tree.map(lambda a: a[i], host_params),
         })

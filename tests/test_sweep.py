@@ -328,6 +328,11 @@ def test_merge_of_overlapping_shard_stores_has_no_duplicates(reference, tmp_path
     _assert_same_records(dest, ref_path, plan.ids)
 
 
+def test_bucket_size():
+    assert [runner.bucket_size(n) for n in (1, 2, 3, 5, 16, 17)] == [1, 2, 4, 8, 16, 32]
+    assert runner.bucket_size(3, n_devices=3) == 6
+
+
 def test_pad_configs():
     assert runner.pad_configs([1, 2, 3], 2) == [1, 2, 3, 3]
     assert runner.pad_configs([1, 2], 2) == [1, 2]

@@ -74,21 +74,27 @@ def pad_configs(configs: Sequence[dict], multiple: int) -> list[dict]:
     return configs + [configs[-1]] * pad if configs else configs
 
 
+def bucket_size(n: int, n_devices: int = 1) -> int:
+    """The population size actually trained for `n` runs: the next power of two (so the tail
+    populations of a sweep reuse a handful of compiled programs), a multiple of the devices."""
+    size = 1 << max(0, int(n) - 1).bit_length()
+    return size + (-size) % max(int(n_devices), 1)
+
+
 def train_population(configs: Sequence[dict], chunk_steps: int = 390,
                      devices: Sequence[Any] | None = None,
                      progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
     """``runs.run_population`` over all ``devices``: one record per config, in order.
 
-    On several devices the population is
-    padded to a multiple of the device count and sharded; the padding's records are dropped.
+    The population is padded (copies of its last run) to :func:`bucket_size` so populations of
+    nearby sizes share one compiled program; on several devices it is sharded along P. The
+    padding's records are dropped.
     """
     devs = list(jax.devices() if devices is None else devices)
-    if len(devs) > 1:
-        padded = pad_configs(configs, len(devs))
-        place = lambda pop: shard_population(pop, devs)  # noqa: E731
-        records = runs.run_population(padded, chunk_steps=chunk_steps, progress=progress, place=place)
-        return records[:len(configs)]
-    return runs.run_population(list(configs), chunk_steps=chunk_steps, progress=progress)
+    padded = pad_configs(configs, bucket_size(len(configs), len(devs)))
+    place = (lambda pop: shard_population(pop, devs)) if len(devs) > 1 else None
+    records = runs.run_population(padded, chunk_steps=chunk_steps, progress=progress, place=place)
+    return records[:len(configs)]
 
 
 # ----------------------------------------------------------------------------- store access
@@ -250,7 +256,7 @@ def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_st
         store.write_records(records)
         seconds = time.perf_counter() - t0
         steps = plan_lib.cost(pop)
-        size = len(pad_configs(pop, len(devices)))
+        size = bucket_size(len(pop), len(devices))
         meter.add((runs.program_key(pop[0]), size, chunk_steps), steps, seconds, size, clock)
         done, trained = done + len(pop), trained + len(pop)
         rate, how = meter.rate()

@@ -364,6 +364,16 @@ class Store:
             out.update(r[0] for r in self._conn.execute(sql, part))
         return out
 
+    def records(self, ids: Iterable[str], with_blobs: bool = False) -> list[dict]:
+        """Records of those of ``ids`` that are stored (blobs decoded only if ``with_blobs``)."""
+        cols = COLUMNS if with_blobs else COLUMNS[:-2]
+        ids, out = list(ids), []
+        for i in range(0, len(ids), _IN_CHUNK):
+            part = ids[i:i + _IN_CHUNK]
+            sql = f"SELECT {','.join(cols)} FROM runs WHERE run_id IN ({','.join('?' * len(part))})"
+            out.extend(row_to_record(row, cols) for row in self._conn.execute(sql, part))
+        return out
+
     def get(self, run_id: str) -> dict | None:
         """The full record of ``run_id`` (config/metrics parsed, blobs decoded), or None."""
         row = self._conn.execute(f"SELECT {','.join(COLUMNS)} FROM runs WHERE run_id=?",
