@@ -1,0 +1,134 @@
+"""RigL (dynamic sparse training): ERK layer densities, the random initial mask, the drop
+fraction schedule and one drop/grow mask update (SPEC §5, paper B.3).
+
+Everything here is traceable: the budget may be a traced int32 scalar (one compiled program for
+every budget; vmap over a population of budgets). Layer shapes are static Python tuples
+(fan_in, fan_out). Masks are tuples of (I, O) 0/1 float32 weight masks; the caller derives the
+bias masks, zeroes grown weights and their momentum and skips the optimiser step.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sparsejax.pruning.topk import (descending_rank, restrict, unflatten_torch_order,
+                                    weights_of)
+
+Array = jax.Array
+Params = tuple
+Masks = tuple
+
+RIGL_ALPHA = 0.3
+RIGL_DELTA_T = 100  # the reference code's update interval (the paper says 200)
+RIGL_END_FRACTION = 0.75
+
+
+def _erk_raw_and_sizes(layer_shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    shapes = np.asarray(layer_shapes, np.float64)
+    sizes = shapes[:, 0] * shapes[:, 1]
+    return (shapes[:, 0] + shapes[:, 1]) / sizes, sizes
+
+
+def _erk_dense_and_eps(layer_shapes, budget) -> tuple[Array, Array, np.ndarray, np.ndarray]:
+    """The reference ERK fixed point: ε = (B − Σ_dense n_l) / Σ_sparse raw_l·n_l; while the largest
+    sparse raw_l·ε exceeds 1, make the layer(s) with that raw value dense and recompute."""
+    raw_np, sizes_np = _erk_raw_and_sizes(layer_shapes)
+    raw_L = jnp.asarray(raw_np, jnp.float32)
+    size_L = jnp.asarray(sizes_np, jnp.float32)
+    b = jnp.asarray(budget, jnp.float32)
+
+    def eps_of(dense_L):
+        rhs = b - jnp.sum(jnp.where(dense_L, size_L, 0.0))
+        divisor = jnp.sum(jnp.where(dense_L, 0.0, raw_L * size_L))
+        return rhs / jnp.where(divisor > 0, divisor, 1.0)
+
+    dense_L = jnp.zeros(raw_L.shape, bool)
+    for _ in range(len(layer_shapes)):  # at most one new raw value per pass
+        eps = eps_of(dense_L)
+        max_raw = jnp.max(jnp.where(dense_L, -jnp.inf, raw_L))
+        grow = (max_raw * eps > 1.0) & (raw_L == max_raw) & ~dense_L
+        dense_L = dense_L | grow
+    return dense_L, eps_of(dense_L), raw_np, sizes_np
+
+
+def erk_densities(layer_shapes: Sequence[tuple[int, int]], budget) -> Array:
+    """Per-layer ERK densities (L,) float32: ε·(fan_in + fan_out)/(fan_in·fan_out) for sparse
+    layers, 1 for the layers the iteration made dense, with Σ density_l·n_l = B (for B ≤ N)."""
+    dense_L, eps, raw_np, _ = _erk_dense_and_eps(layer_shapes, budget)
+    return jnp.where(dense_L, 1.0, jnp.clip(eps * jnp.asarray(raw_np, jnp.float32), 0.0, 1.0))
+
+
+def erk_counts(layer_shapes: Sequence[tuple[int, int]], budget) -> Array:
+    """Integer per-layer weight counts (L,) int32 summing to exactly B (for 0 ≤ B ≤ N).
+
+    Largest-remainder rounding of the real counts density_l·n_l: floor each, then give the
+    B − Σ floor leftover units one each to the layers with the largest fractional parts (ties
+    by layer order); a negative leftover (float32 error only) takes one each from the smallest
+    fractional parts. Counts are capped at the layer size. (The reference instead draws each
+    layer's mask with probability density_l and lands at B+0…3.)"""
+    dense_L, eps, raw_np, sizes_np = _erk_dense_and_eps(layer_shapes, budget)
+    size_L = jnp.asarray(sizes_np, jnp.float32)
+    real_L = jnp.where(dense_L, size_L, jnp.clip(eps * jnp.asarray(raw_np, jnp.float32), 0.0, 1.0) * size_L)
+    floor_L = jnp.floor(real_L)
+    rem_L = real_L - floor_L
+    n_layers = len(layer_shapes)
+    leftover = jnp.asarray(budget, jnp.int32) - jnp.sum(floor_L.astype(jnp.int32))
+    rank_L = descending_rank(rem_L)
+    counts = floor_L.astype(jnp.int32) + (rank_L < leftover) - (rank_L >= n_layers + leftover)
+    return jnp.clip(counts, 0, jnp.asarray(sizes_np, jnp.int32)).astype(jnp.int32)
+
+
+def erk_random_masks(key: Array, layer_shapes: Sequence[tuple[int, int]], counts_L) -> Masks:
+    """Weight masks with exactly counts_L[l] entries in layer l, chosen uniformly at random."""
+    keys = jax.random.split(key, len(layer_shapes))
+    out = []
+    for l, (k, (fan_in, fan_out)) in enumerate(zip(keys, layer_shapes)):
+        u_N = jax.random.uniform(k, (fan_in * fan_out,))
+        keep_N = (descending_rank(u_N) < jnp.asarray(counts_L[l], jnp.int32)).astype(jnp.float32)
+        out.append(unflatten_torch_order(keep_N, [(fan_in, fan_out)])[0])
+    return tuple(out)
+
+
+def rigl_drop_fraction(t, t_end, alpha: float = RIGL_ALPHA) -> Array:
+    """Cosine-decayed drop fraction α/2·(1 + cos(π t / T_end))."""
+    t = jnp.asarray(t, jnp.float32)
+    return alpha / 2.0 * (1.0 + jnp.cos(jnp.pi * t / jnp.asarray(t_end, jnp.float32)))
+
+
+def _torch_flat(w_IxO: Array) -> Array:
+    return jnp.reshape(w_IxO.T, (-1,))
+
+
+def rigl_update(params: Params, masks, dense_grads, drop_fraction,
+                regrow_dropped: bool = True) -> Masks:
+    """One RigL mask update, layer by layer; returns weight masks with every layer's count
+    unchanged.
+
+    With n_on the layer's live count, drop d = floor(f·n_on) live weights with the smallest |W|
+    (ties: the higher PyTorch flat index goes first), then grow d entries with the largest
+    |dense gradient| among the candidates (ties: the lower flat index first).
+    Candidates (``regrow_dropped``):
+    - True (default, what the reference rigl-torch code does and so what produced the published
+      numbers): every entry not kept after the drop, so a just-dropped weight may be regrown in
+      the same update (it then simply stays on, keeping its value; a fully dense layer is
+      unchanged). Google's original RigL code uses the same candidate set.
+    - False: only entries inactive before the update; d is capped at the inactive count.
+    `masks` and `dense_grads` may be full pytrees or sequences of weight arrays.
+    """
+    out = []
+    f = jnp.asarray(drop_fraction, jnp.float32)
+    for w, m, g in zip(weights_of(params), weights_of(masks), weights_of(dense_grads)):
+        m_N, w_N, g_N = _torch_flat(m) > 0, _torch_flat(w), _torch_flat(g)
+        n_on = jnp.sum(m_N.astype(jnp.int32))
+        n_drop = jnp.floor(f * n_on.astype(jnp.float32)).astype(jnp.int32)
+        if not regrow_dropped:
+            n_drop = jnp.minimum(n_drop, m_N.size - n_on)
+        kept_N = descending_rank(restrict(jnp.abs(w_N), m_N)) < n_on - n_drop
+        candidates_N = ~kept_N if regrow_dropped else ~m_N
+        grown_N = descending_rank(restrict(jnp.abs(g_N), candidates_N)) < n_drop
+        new_N = (kept_N | grown_N).astype(jnp.float32)
+        out.append(unflatten_torch_order(new_N, [tuple(w.shape)])[0])
+    return tuple(out)
