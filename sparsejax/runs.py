@@ -177,9 +177,11 @@ def config_masks(cfgs: list[dict]) -> mlp.Params | None:
 
 def run_population(configs: list[dict], chunk_steps: int = 390,
                    progress: Callable[[int, int, float], None] | None = None,
-                   place: Callable[[train.Population], train.Population] | None = None) -> list[dict]:
+                   place: Callable[[train.Population], train.Population] | None = None,
+                   observe: Callable[[train.Population], None] | None = None) -> list[dict]:
     """Train the runs of `configs` (one program key) as one population; one record per run.
-    `place` puts the population on devices (the sweep runner shards it across accelerators)."""
+    `place` puts the population on devices (the sweep runner shards it across accelerators);
+    `observe(pop)` sees the population after every chunk."""
     cfgs = [validate(c) for c in configs]
     keys = {program_key(c) for c in cfgs}
     if len(keys) != 1:
@@ -205,7 +207,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], _tagged(keys_P, TAG_DATA),
                                 hook_state=method.hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
     pop = place(pop) if place is not None else pop
-    pop = method.fit(pop, x_all, y_all, tcfg, progress=progress)
+    pop = method.fit(pop, x_all, y_all, tcfg, progress=progress, observe=observe)
     metrics = train.evaluate(pop.params, x_all, y_all)
     seconds = time.perf_counter() - t0
     records = []

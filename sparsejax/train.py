@@ -192,11 +192,13 @@ def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int):
 
 
 def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None = None,
-          epoch_offset: int = 0, progress: Callable[[int, int, float], None] | None = None) -> Population:
+          epoch_offset: int = 0, progress: Callable[[int, int, float], None] | None = None,
+          observe: Callable[[Population], None] | None = None) -> Population:
     """Train the population for ``cfg.epochs`` epochs; returns the final population.
 
     `epoch_offset` shifts the data-order epochs (LTH's later rounds see fresh orders while their
-    schedules restart). `progress(steps_done, total_steps, seconds)` is called after each chunk.
+    schedules restart). `progress(steps_done, total_steps, seconds)` is called after each chunk,
+    and `observe(pop)` sees the population after each chunk (tests check invariants with it).
     """
     x_all = jnp.asarray(x_all, jnp.float32)
     y_all = jnp.asarray(y_all, jnp.float32).reshape(-1)
@@ -207,6 +209,8 @@ def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None
         n = min(cfg.chunk_steps, total - done)
         pop = _chunk_fn(cfg, hook, n)(pop, x_all, y_all, jnp.int32(done), jnp.int32(epoch_offset))
         done += n
+        if observe is not None:
+            observe(pop)
         if progress is not None:
             jax.block_until_ready(pop.diverged)
             progress(done, total, time.perf_counter() - t0)
