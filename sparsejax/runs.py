@@ -216,7 +216,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     diverged = np.asarray(pop.diverged)
     for i, (rid, c) in enumerate(zip(ids, cfgs)):
         records.append({
-            "run_id": rid, "config": identity.minimal(c), "status": "done",
+            "run_id": rid, "config": identity.resolve(c), "status": "done",
             "accuracy": float(metrics["accuracy"][i]), "loss": float(metrics["loss"][i]),
             "weight_nnz": int(metrics["weight_nnz"][i]), "model_nnz": int(metrics["model_nnz"][i]),
             "diverged": bool(diverged[i]), "train_seconds": seconds / len(cfgs),

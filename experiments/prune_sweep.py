@@ -1,0 +1,108 @@
+"""Pruning sweeps: methods × widths × budgets × lrs × schedules × repeats into the sweep store.
+
+    python -m experiments.prune_sweep --preset=smoke --store=out/prune_smoke.sqlite
+    python -m experiments.prune_sweep --preset=paper_random --store=out/prune.sqlite      # 18,954 runs
+    python -m experiments.prune_sweep --methods=gmp,lth --widths=16 --budgets=30,44 --epochs=50 \
+        --lrs=0.05,0.1,0.2 --schedules=constant,cosine,step --store=out/s.sqlite
+
+Budgets count weights only and are kept where B < the layer's weight count. With a fixed init
+(--init=PATH, a width-16 network), widths below 16 are its top-left slices (the paper's
+"optimal width"). Relaunching the same command resumes; --dry_run prints the run counts.
+"""
+from __future__ import annotations
+
+from absl import flags
+
+from sparsejax import mlp, train
+from sparsejax.pruning import registry
+from sparsejax.sweep import flags as sweep_flags
+from sparsejax.sweep import plan as plan_lib
+from sparsejax.sweep import runner
+
+BENCH_INITS = "../shared/bench-inits"
+PAPER_METHODS = "gmp,lth,snip,iter_snip,force,grasp,synflow,prospr,rigl"
+PAPER_BUDGETS = "15,16,17,18,19,20,21,22,23,24,25,26,30,33,37,40,44,50,53,55,57,60,65"
+ALL_SCHEDULES = "constant,cosine,step"
+PRESETS = {
+    # every method (and dense) on width 4, two budgets, one epoch: about a minute on a 2-core CPU
+    "smoke": {"methods": ",".join(registry.names()), "widths": "4", "budgets": "9,20", "lrs": "0.1",
+              "schedules": "cosine", "epochs": 1, "repeats": 1, "population_size": 8},
+    # SPEC §6 random init, overparameterisation: 18,954 runs
+    "paper_random": {"methods": PAPER_METHODS, "widths": "3,4,5,6,7,8,16,32,64,128,256",
+                     "budgets": PAPER_BUDGETS, "lrs": "0.05,0.1,0.2", "schedules": ALL_SCHEDULES},
+    # the width-16 slice of it: 207 runs per method
+    "paper_width16": {"methods": PAPER_METHODS, "widths": "16", "budgets": PAPER_BUDGETS,
+                      "lrs": "0.05,0.1,0.2", "schedules": ALL_SCHEDULES},
+    # BENCH-95 init: 9,720 runs
+    "bench95": {"methods": PAPER_METHODS, "widths": "3,16", "budgets": "15..26", "lrs": "0.05,0.1,0.2",
+                "schedules": ALL_SCHEDULES, "repeats": 5, "init": f"{BENCH_INITS}/bench95_init.npz"},
+    # BENCH-995 init: 11,340 runs
+    "bench995": {"methods": PAPER_METHODS, "widths": "6,16", "budgets": "16,18,20,22,24,25,26,27,28,29,30,32,34,36",
+                 "lrs": "0.05,0.1,0.2", "schedules": ALL_SCHEDULES, "repeats": 5,
+                 "init": f"{BENCH_INITS}/bench995_init.npz"},
+}
+
+sweep_flags.define_sweep_flags()
+flags.DEFINE_string("methods", PAPER_METHODS, f"methods: {', '.join(registry.names())}")
+flags.DEFINE_string("widths", "16", "hidden widths (three equal layers); with a fixed init, slices of it")
+flags.DEFINE_string("budgets", PAPER_BUDGETS, "weight budgets (a..b ranges allowed); kept where B < N_w")
+flags.DEFINE_string("lrs", "0.05,0.1,0.2", "learning rates")
+flags.DEFINE_string("schedules", ALL_SCHEDULES, "schedules")
+flags.DEFINE_integer("epochs", 50, "epochs per run (LTH: per round, 5 rounds)")
+flags.DEFINE_integer("repeats", 1, "seeds 0..repeats-1 of every configuration")
+flags.DEFINE_string("init", "random", "'random' or a width-16 init .npz (PyTorch names)")
+flags.DEFINE_integer("optimal_width", None, "with a fixed init: slice it to this width (overrides --widths)")
+FLAGS = flags.FLAGS
+SETTINGS = ("methods", "widths", "budgets", "lrs", "schedules", "epochs", "repeats", "init", "optimal_width",
+            "population_size")
+
+
+def configs(s: dict) -> list[dict]:
+    """The run configs of the settings, budgets kept where B < N_w of the trained width."""
+    methods = sweep_flags.parse_strs("methods", s["methods"], registry.names())
+    widths = sweep_flags.parse_ints("widths", s["widths"], min_value=1)
+    if s["optimal_width"] is not None:
+        widths = [int(s["optimal_width"])]
+    budgets = sweep_flags.parse_ints("budgets", s["budgets"], min_value=1)
+    lrs = sweep_flags.parse_floats("lrs", s["lrs"], positive=True)
+    schedules = sweep_flags.parse_strs("schedules", s["schedules"], train.SCHEDULES)
+    if int(s["epochs"]) < 1:
+        raise ValueError(f"--epochs: must be >= 1, got {s['epochs']}")
+    if int(s["repeats"]) < 1:
+        raise ValueError(f"--repeats: must be >= 1, got {s['repeats']}")
+    fixed = s["init"] != "random"
+    base_width = mlp.widths_of(mlp.load_npz(s["init"]))[0] if fixed else None
+    out = []
+    for w in widths:
+        if fixed and w > base_width:
+            raise ValueError(f"--widths: {w} is wider than the init file's width {base_width}")
+        shape = dict(widths=[(base_width,) * 3], optimal_width=w if w < base_width else None) if fixed \
+            else dict(widths=[(w,) * 3])
+        n_w = mlp.weight_count((w,) * 3)
+        for m in methods:
+            bs = [b for b in budgets if b < n_w] if registry.get(m).needs_budget else [None]
+            if not bs:
+                continue
+            out += plan_lib.grid(method=m, **shape, budget=bs, lr=lrs, schedule=schedules,
+                                 seed=list(range(int(s["repeats"]))), epochs=int(s["epochs"]), init=s["init"])
+    if not out:
+        raise ValueError(f"--budgets: no budget below the weight count of widths {widths}")
+    return out
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}")
+    args = sweep_flags.sweep_args()
+    s = sweep_flags.apply_preset(PRESETS, args.preset, {k: FLAGS[k].value for k in SETTINGS})
+    plan = plan_lib.shard(plan_lib.Plan(configs(s)), args.num_shards, args.shard_index)
+    if not args.store and not args.dry_run:
+        raise ValueError("--store: a store file path is required")
+    summary = runner.run_sweep(plan, args.store, population_size=int(s["population_size"]),
+                               chunk_steps=args.chunk_steps, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"prune sweep: {summary['trained']} runs trained, {summary['total']} in the plan; store {args.store}")
+
+
+if __name__ == "__main__":
+    sweep_flags.run(main)
