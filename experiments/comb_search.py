@@ -101,7 +101,7 @@ def main(argv):
     # validate everything phase 2 will need before any work (init file, subset options)
     plan1 = comb.phase1_plan(p1, s["phase1_max_nnz"]) if s["phase"] in ("1", "both") else None
     if s["config"] is not None:
-        comb.phase2_level_plan(p2, s["config"], opts, 0, 1)
+        comb.phase2_plan(p2, s["config"], opts, 0, 1)
     if args.dry_run:
         if plan1 is not None:
             runner.run_sweep(plan_lib.shard(plan1, args.num_shards, args.shard_index), args.store, dry_run=True)

@@ -57,3 +57,10 @@ def test_bad_input_exits_cleanly(tmp_path, flag, needle):
     assert lines and needle in lines[-1]
     assert "Traceback" not in proc.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_level_batches_fill_populations():
+    assert comb.level_batches([2, 3, 10, 1], runs_per_mask=2, population_size=8) == [[0, 1], [2], [3]]
+    assert comb.level_batches([1, 1, 1], runs_per_mask=1, population_size=100) == [[0, 1, 2]]
+    groups = comb.level_batches(list(range(1, 30)), runs_per_mask=6, population_size=64)
+    assert [i for g in groups for i in g] == list(range(29))  # every level once, in order

@@ -68,13 +68,28 @@ def mask_space_options(max_weight_sum: int | None, first_k_w2: int | None) -> di
     return opts or None
 
 
-def phase2_level_plan(s: SearchSettings, structure: Sequence[int], space_opts: dict | None,
-                      start: int, count: int) -> plan_lib.Plan:
-    """Runs of mask indices [start, start+count) × lrs × schedules (one nnz level)."""
+def phase2_plan(s: SearchSettings, structure: Sequence[int], space_opts: dict | None,
+                start: int, count: int) -> plan_lib.Plan:
+    """Runs of mask indices [start, start+count) × lrs × schedules (whole nnz levels)."""
     return plan_lib.Plan(plan_lib.grid(method="search", widths=[(s.width,) * 3], structure=[tuple(structure)],
                                        mask_space=space_opts, mask_index=list(range(start, start + count)),
                                        lr=list(s.lrs), schedule=list(s.schedules), epochs=s.epochs,
                                        init=s.init, seed=s.seed))
+
+
+def level_batches(counts: Sequence[int], runs_per_mask: int, population_size: int) -> list[list[int]]:
+    """Consecutive nnz levels grouped so each group fills at least one population (the last may
+    be short): small early levels train together instead of as many tiny populations."""
+    groups, cur, size = [], [], 0
+    for i, c in enumerate(counts):
+        cur.append(i)
+        size += int(c) * runs_per_mask
+        if size >= population_size:
+            groups.append(cur)
+            cur, size = [], 0
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 @dataclasses.dataclass
@@ -88,27 +103,36 @@ def run_phase2(s: SearchSettings, structure: Sequence[int], target: float, store
                space_opts: dict | None = None, keep_going: bool = False, max_levels: int | None = None,
                num_shards: int = 1, shard_index: int = 0,
                log: Callable[[str], None] = print) -> Phase2Result:
-    """Phase 2, level by level in ascending model nnz; stops after the first level where a run
-    exceeds `target` unless `keep_going`. Finished runs in the store are not trained again."""
+    """Phase 2 in ascending model nnz. Levels are trained in groups that fill a population; after
+    each group the first level (ascending) where some run exceeds `target` decides, and the
+    search stops there unless `keep_going`. Finished runs in the store are not trained again."""
     space = MaskSpace(tuple(structure), **(space_opts or {}))
-    levels = space.nnz_levels()
+    lv = space.nnz_levels()
+    n_levels = len(lv.nnz) if max_levels is None else min(max_levels, len(lv.nnz))
+    per_mask = len(s.lrs) * len(s.schedules)
     done_levels, winner, total = [], None, 0
-    for i, (nnz, count, start) in enumerate(zip(levels.nnz, levels.count, levels.start)):
-        if max_levels is not None and i >= max_levels:
-            break
-        plan = plan_lib.shard(phase2_level_plan(s, structure, space_opts, int(start), int(count)),
-                              num_shards, shard_index)
-        log(f"phase 2: level nnz={int(nnz)}: {int(count)} masks x {len(s.lrs)} lrs x {len(s.schedules)} schedules"
-            f" = {len(plan)} runs")
-        runner.run_sweep(plan, store_path, population_size=s.population_size, chunk_steps=s.chunk_steps)
+    for group in level_batches(lv.count[:n_levels], per_mask, s.population_size):
+        start, count = int(lv.start[group[0]]), int(sum(lv.count[i] for i in group))
+        plan = phase2_plan(s, structure, space_opts, start, count)
+        log(f"phase 2: nnz levels {int(lv.nnz[group[0]])}..{int(lv.nnz[group[-1]])}: {count} masks x {per_mask} "
+            f"= {len(plan)} runs")
+        runner.run_sweep(plan_lib.shard(plan, num_shards, shard_index), store_path,
+                         population_size=s.population_size, chunk_steps=s.chunk_steps, log=log)
         total += len(plan)
-        done_levels.append(int(nnz))
-        recs = [r for r in accuracies(store_path, plan).values() if not r["diverged"] and r["accuracy"] > target]
-        if recs and winner is None:
-            winner = max(recs, key=lambda r: (r["accuracy"], -r["model_nnz"]))
-            log(f"phase 2: level nnz={int(nnz)} reaches the target: {winner['accuracy']:.4f} ({winner['run_id']})")
-            if not keep_going:
-                break
+        recs = accuracies(store_path, plan)
+        for i in group:
+            done_levels.append(int(lv.nnz[i]))
+            if winner is not None:
+                continue
+            lo, hi = int(lv.start[i]), int(lv.start[i]) + int(lv.count[i])
+            hits = [r for r in recs.values() if lo <= r["config"]["mask_index"] < hi
+                    and not r["diverged"] and r["accuracy"] > target]
+            if hits:
+                winner = max(hits, key=lambda r: (r["accuracy"], -r["model_nnz"]))
+                log(f"phase 2: level nnz={int(lv.nnz[i])} reaches the target: {winner['accuracy']:.4f} "
+                    f"({winner['run_id']})")
+        if winner is not None and not keep_going:
+            break
     return Phase2Result(done_levels, winner, total)
 
 
