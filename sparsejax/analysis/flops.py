@@ -1,0 +1,260 @@
+"""FLOPs to prune and train one model (SPEC §9 Table 1, paper Appendix C).
+
+The paper counts "the floating operations utilised by the nonzero parameters (including biases)
+throughout pruning and training" with the model-tools hooks, for width 16 and 55 nonzero weights.
+
+Convention (what one unit of work costs)
+----------------------------------------
+A *pass* of S samples through a network with n nonzero parameters (weights + biases) costs
+
+    S · n · flops_per_param · (1 + backward_factor)    for a pass that takes a gradient,
+    S · n · flops_per_param                            for a forward-only pass.
+
+Two conventions are provided:
+
+* ``MODEL_TOOLS`` (default): ``flops_per_param = 1`` (a multiply-add per nonzero weight and an
+  add per nonzero bias count as one operation, as model-tools' forward hooks count them),
+  ``backward_factor = 0`` (the hooks see forward passes only). This is the only reading that
+  reproduces the paper's magnitudes: dense training is 609 parameters × 19,500 steps × 128
+  samples = 1.52e9, the paper's 1.5e9.
+* ``FWD_BWD``: ``flops_per_param = 2`` (multiply and add separately), ``backward_factor = 2``
+  (the backward pass costs two forwards: input and weight gradients). Six times MODEL_TOOLS for
+  every method; the ordering is the same.
+
+What is counted per method (N weights, B kept, T = 19,500 steps of 128 samples; sorting,
+top-k selection and evaluation are not counted):
+
+* dense: T gradient passes of the dense network. random: T sparse passes.
+* SNIP: one dense gradient pass on a minibatch, then T sparse passes.
+* Iter SNIP / FORCE: 10 gradient passes on a minibatch each, pass j on the network with
+  N·(B/N)^(j/10) weights (FORCE scores the pruned network too), then T sparse passes.
+* GraSP: 50 samples, three dense gradient passes (the gradient g, then the Hessian-gradient
+  product: a gradient pass with a graph and its double backward, about two more passes).
+* SynFlow: 100 data-free gradient passes on one sample, iteration i on the network it is
+  pruning (N·(B/N)^(i/100) weights, all biases: SynFlow never masks them during pruning).
+* ProsPr: 3 inner SGD steps and the meta-loss on 4 minibatches (4 dense gradient passes) plus
+  back-propagation through the 3 inner steps (one Hessian-vector product, about one more
+  gradient pass, each): 7 dense gradient passes of a minibatch.
+* GMP: dense until the first event, then the cubic schedule's counts (SPEC §5: an event every
+  97 steps, 199 events) step by step: the weight count is integrated over the steps.
+* LTH: 5 rounds of T steps; round r trains floor(N·(B/N)^((r−1)/4)) weights (the last B).
+* RigL: T sparse passes on the ERK mask; every 100 steps while t < 0.75·T the step's pass is
+  a dense gradient pass instead (the dense gradient of the drop/grow update; the optimiser
+  step is skipped): 146 such steps at the paper's T.
+
+Biases: a network with m weights is charged m + E[kept biases] parameters, the expectation of
+the pruning rule (SPEC §5: hidden bias i kept iff unit i has an outgoing weight; the output bias
+always kept) under uniform random placement of the m weights over all matrices (RigL: ERK
+per-layer counts, uniform within each layer). Pruning methods that concentrate their weights
+on fewer units keep fewer biases: pass measured final model nnz (``final_model_nnz``, e.g. from
+a store with :func:`final_model_nnz_from_rows`) to charge the sparse phase with those instead.
+The paper's gaps between RigL (2.1e8), GraSP (2.0e8) and the other pruning-at-init methods
+(1.9e8) are of this kind: 1e7 FLOPs is 4 parameters over T, while every pruning overhead
+except RigL's is below 2e6.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from sparsejax import mlp
+from sparsejax.pruning import magnitude, rigl, topk
+
+N_EXAMPLES = 49_982
+BATCH = 128
+EPOCHS = 50
+STEPS_PER_EPOCH = N_EXAMPLES // BATCH  # 390
+TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH  # 19,500
+
+TABLE1_METHODS = ("lth", "dense", "gmp", "rigl", "grasp", "prospr", "snip", "iter_snip", "force", "synflow")
+# The paper's Table 1 (width 16, 55 nonzero weights).
+PAPER_TABLE1 = {"lth": 3.4e9, "dense": 1.5e9, "gmp": 5.3e8, "rigl": 2.1e8, "grasp": 2.0e8, "prospr": 1.9e8,
+                "snip": 1.9e8, "iter_snip": 1.9e8, "force": 1.9e8, "synflow": 1.9e8}
+METHOD_LABELS = {"lth": "LTH", "dense": "Dense training", "gmp": "GMP", "rigl": "RigL", "grasp": "GraSP",
+                 "prospr": "ProsPr", "snip": "SNIP", "iter_snip": "Iter SNIP", "force": "FORCE",
+                 "synflow": "SynFlow", "random": "Random"}
+
+ITER_SNIP_STEPS = 10
+GRASP_SAMPLES = 50
+GRASP_GRAD_PASSES = 3
+SYNFLOW_ITERS = 100
+PROSPR_GRAD_PASSES = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class Convention:
+    """Cost of one nonzero parameter in one sample's pass (see the module docstring)."""
+    name: str
+    flops_per_param: float
+    backward_factor: float
+
+    def pass_flops(self, samples: float, params: float, grad: bool = True) -> float:
+        return float(samples) * float(params) * self.flops_per_param * (1.0 + (self.backward_factor if grad else 0.0))
+
+
+MODEL_TOOLS = Convention("model_tools", 1.0, 0.0)
+FWD_BWD = Convention("fwd_bwd", 2.0, 2.0)
+CONVENTIONS = {c.name: c for c in (MODEL_TOOLS, FWD_BWD)}
+
+
+def _convention(convention: str | Convention) -> Convention:
+    if isinstance(convention, Convention):
+        return convention
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; allowed: {', '.join(CONVENTIONS)}")
+    return CONVENTIONS[convention]
+
+
+# The project's schedule functions are traceable jnp code; jitted once each here (eager jnp would
+# compile every primitive separately, seconds per table).
+_exponential_count = jax.jit(topk.exponential_count, static_argnums=(0, 3))
+_gmp_target = jax.jit(magnitude.gmp_target, static_argnums=(1,))
+_lth_targets = jax.jit(magnitude.lth_targets, static_argnums=(0,))
+_erk_counts = jax.jit(rigl.erk_counts, static_argnums=(0,))
+
+
+# ----------------------------------------------------------------------------- bias model
+
+
+def _log_comb(a: int, k: int) -> float:
+    return math.lgamma(a + 1) - math.lgamma(k + 1) - math.lgamma(a - k + 1)
+
+
+def _p_none_in(pool: int, subset: int, drawn: int) -> float:
+    """P(none of `drawn` uniform draws without replacement from `pool` falls in `subset`)."""
+    if drawn > pool - subset:
+        return 0.0
+    return math.exp(_log_comb(pool - subset, drawn) - _log_comb(pool, drawn))
+
+
+def expected_bias_nnz(widths: Sequence[int], weights: int | None = None,
+                      layer_counts: Sequence[int] | None = None) -> float:
+    """E[kept biases] under the pruning rule (SPEC §5) for weights placed uniformly at random:
+    either `weights` over all matrices, or `layer_counts[l]` within matrix l. The output bias
+    always counts."""
+    shapes = mlp.layer_shapes(widths)
+    n_total = sum(i * o for i, o in shapes)
+    total = 1.0
+    for l in range(len(shapes) - 1):
+        fan_in, fan_out = shapes[l + 1]  # the next layer's row of unit i has fan_out entries
+        if layer_counts is not None:
+            p_empty = _p_none_in(fan_in * fan_out, fan_out, int(layer_counts[l + 1]))
+        else:
+            p_empty = _p_none_in(n_total, fan_out, int(weights))
+        total += shapes[l][1] * (1.0 - p_empty)
+    return total
+
+
+def params_at(widths: Sequence[int], weights: int) -> float:
+    """Weights plus expected kept biases of a network with `weights` uniformly placed weights."""
+    return float(weights) + expected_bias_nnz(widths, weights=int(weights))
+
+
+def erk_layer_counts(widths: Sequence[int], budget: int) -> np.ndarray:
+    """RigL's per-layer counts (the project's ERK, :func:`sparsejax.pruning.rigl.erk_counts`)."""
+    return np.asarray(_erk_counts(tuple(mlp.layer_shapes(widths)), int(budget)), np.int64)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def _exp_counts(n_total: int, budget: int, steps: Sequence[int], n_steps: int) -> np.ndarray:
+    return np.asarray(_exponential_count(int(n_total), int(budget), np.asarray(steps, np.int32), int(n_steps)),
+                      np.int64)
+
+
+def gmp_weight_counts(n_total: int, budget: int, total_steps: int = TOTAL_STEPS) -> np.ndarray:
+    """Weights trained at every step (T,) under GMP's cubic schedule (SPEC §5)."""
+    events = magnitude.gmp_event_steps(total_steps)
+    targets = np.asarray(_gmp_target(np.arange(1, len(events) + 1), int(n_total), int(budget)), np.int64)
+    counts = np.full((total_steps,), n_total, np.int64)
+    for step, m in zip(events, targets):
+        counts[int(step):] = m
+    return counts
+
+
+def lth_round_counts(n_total: int, budget: int) -> np.ndarray:
+    """Weights trained in each of the 5 LTH rounds (N first, B last)."""
+    return np.concatenate([[n_total], np.asarray(_lth_targets(int(n_total), int(budget)), np.int64)])
+
+
+def rigl_update_steps(total_steps: int = TOTAL_STEPS) -> int:
+    """Steps t with t % ΔT == 0 and 0 < t < 0.75·T (146 for T = 19,500)."""
+    t_end = rigl.RIGL_END_FRACTION * total_steps
+    return sum(1 for t in range(rigl.RIGL_DELTA_T, total_steps, rigl.RIGL_DELTA_T) if t < t_end)
+
+
+# ----------------------------------------------------------------------------- per method
+
+
+def method_flops(method: str, width: int = 16, budget: int = 55, convention: str | Convention = MODEL_TOOLS,
+                 final_model_nnz: float | None = None, total_steps: int = TOTAL_STEPS,
+                 batch: int = BATCH, depth: int = 3) -> dict[str, float]:
+    """``{"prune": ..., "train": ..., "total": ...}`` FLOPs of one run of `method` (module
+    docstring). `final_model_nnz` replaces the bias model for the phase trained at B weights."""
+    conv = _convention(convention)
+    widths = (int(width),) * depth
+    n_total = mlp.weight_count(widths)
+    dense = params_at(widths, n_total)
+    if method == "rigl":
+        counts = erk_layer_counts(widths, budget)
+        sparse = float(budget) + expected_bias_nnz(widths, layer_counts=counts)
+    else:
+        sparse = params_at(widths, budget)
+    if final_model_nnz is not None:
+        sparse = float(final_model_nnz)
+    step = lambda params: conv.pass_flops(batch, params)  # one training step
+    prune = 0.0
+    if method == "dense":
+        train = total_steps * step(dense)
+    elif method in ("random", "snip", "iter_snip", "force", "grasp", "synflow", "prospr"):
+        train = total_steps * step(sparse)
+        if method == "snip":
+            prune = step(dense)
+        elif method in ("iter_snip", "force"):
+            counts = _exp_counts(n_total, budget, range(ITER_SNIP_STEPS), ITER_SNIP_STEPS)
+            prune = sum(step(params_at(widths, c)) for c in counts)
+        elif method == "grasp":
+            prune = GRASP_GRAD_PASSES * conv.pass_flops(GRASP_SAMPLES, dense)
+        elif method == "synflow":
+            all_biases = dense - n_total
+            counts = _exp_counts(n_total, budget, range(SYNFLOW_ITERS), SYNFLOW_ITERS)
+            prune = sum(conv.pass_flops(1, c + all_biases) for c in counts)
+        elif method == "prospr":
+            prune = PROSPR_GRAD_PASSES * step(dense)
+    elif method == "gmp":
+        counts = gmp_weight_counts(n_total, budget, total_steps)
+        uniq, times = np.unique(counts, return_counts=True)
+        train = sum(t * step(sparse if c == budget else params_at(widths, c)) for c, t in zip(uniq, times))
+    elif method == "lth":
+        train = sum(total_steps * step(sparse if c == budget else params_at(widths, c))
+                    for c in lth_round_counts(n_total, budget))
+    elif method == "rigl":
+        updates = rigl_update_steps(total_steps)
+        train = (total_steps - updates) * step(sparse) + updates * step(dense)
+    else:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(TABLE1_METHODS + ('random',))}")
+    return {"prune": float(prune), "train": float(train), "total": float(prune + train)}
+
+
+def flops_table(width: int = 16, budget: int = 55, convention: str | Convention = MODEL_TOOLS,
+                final_model_nnz: Mapping[str, float] | None = None,
+                methods: Sequence[str] = TABLE1_METHODS) -> dict[str, float]:
+    """Total FLOPs per method (Table 1's rows by default), in Table 1's order."""
+    final = dict(final_model_nnz or {})
+    return {m: method_flops(m, width, budget, convention, final.get(m))["total"] for m in methods}
+
+
+def final_model_nnz_from_rows(rows: Sequence[Mapping[str, Any]], width: int = 16, budget: int = 55,
+                              init: str = "random") -> dict[str, float]:
+    """Median realised model nnz per method over the store's runs at (`width`, `budget`)."""
+    by_method: dict[str, list[float]] = {}
+    for r in rows:
+        if (r.get("kind") == "pruning" and r.get("width") == width and r.get("budget") == budget
+                and r.get("init_name", "random") == init and r.get("model_nnz") is not None):
+            by_method.setdefault(str(r["method"]), []).append(float(r["model_nnz"]))
+    return {m: float(np.median(v)) for m, v in by_method.items()}

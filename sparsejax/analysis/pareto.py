@@ -1,0 +1,217 @@
+"""Pareto frontiers of accuracy versus nonzeros, and the store as a flat table of runs.
+
+The paper's Figures 8, 11, 13, 16 and 17 draw, per method, the *upper-left* frontier of
+(model nnz, accuracy): the sparsest model for every accuracy level. Its headline numbers are "the
+first nnz reaching 95 % / 99.5 %". Both are computed here on plain arrays, so they work on any
+table; :func:`load_table` turns a sweep store into such a table (one dict per run, every config
+field resolved, connectivity metrics from the record's ``metrics`` merged in).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from sparsejax import mlp
+from sparsejax.sweep import identity
+from sparsejax.sweep.store import Store
+
+SEARCH_KINDS = ("structured", "search")
+# Connectivity fields a record's metrics may carry (sparsejax.connectivity.connectivity_stats).
+CONNECTIVITY_FIELDS = ("direct_weight_nnz", "direct_bias_nnz", "direct_model_nnz",
+                       "effective_weight_nnz", "effective_bias_nnz", "effective_model_nnz",
+                       "folded_weight_nnz", "folded_bias_nnz", "folded_model_nnz", "active_units",
+                       "n_input_dead", "n_output_dead", "n_constant", "layer_collapse", "n_paths")
+
+
+def _finite_points(nnz: Sequence[float], acc: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    nnz_P = np.asarray(nnz, np.float64).reshape(-1)
+    acc_P = np.asarray(acc, np.float64).reshape(-1)
+    if nnz_P.shape != acc_P.shape:
+        raise ValueError(f"nnz and acc must have the same length, got {nnz_P.shape} and {acc_P.shape}")
+    ok_P = np.isfinite(nnz_P) & np.isfinite(acc_P)
+    return nnz_P, acc_P, ok_P
+
+
+def pareto_frontier(nnz: Sequence[float], acc: Sequence[float]) -> np.ndarray:
+    """Indices of the upper-left frontier, sorted by nnz (then by index).
+
+    A point is on the frontier iff no other point has nnz <= and acc >= with at least one of the
+    two strict. So identical points are all kept (neither dominates the other), and of several
+    points with the same nnz only those with the highest accuracy survive. Points with a
+    non-finite nnz or accuracy (diverged runs) are never on it.
+    """
+    nnz_P, acc_P, ok_P = _finite_points(nnz, acc)
+    idx = np.flatnonzero(ok_P)
+    if idx.size == 0:
+        return np.zeros((0,), np.int64)
+    order = idx[np.lexsort((idx, -acc_P[idx], nnz_P[idx]))]  # nnz up, acc down, index up
+    keep, best_below = [], -np.inf  # best accuracy among strictly smaller nnz
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and nnz_P[order[j]] == nnz_P[order[i]]:
+            j += 1
+        group = order[i:j]
+        top = acc_P[group[0]]
+        if top > best_below:
+            keep.extend(int(g) for g in group if acc_P[g] == top)
+            best_below = top
+        i = j
+    return np.asarray(keep, np.int64)
+
+
+def first_nnz_reaching(nnz: Sequence[float], acc: Sequence[float], target: float) -> float | None:
+    """The smallest nnz whose accuracy is >= `target` (same scale as `acc`), or None."""
+    nnz_P, acc_P, ok_P = _finite_points(nnz, acc)
+    hit = ok_P & (acc_P >= target)
+    if not hit.any():
+        return None
+    best = float(np.min(nnz_P[hit]))
+    return int(best) if best.is_integer() else best
+
+
+def best_per_nnz(nnz: Sequence[float], acc: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(unique nnz ascending, best accuracy at each): the paper's per-nnz scatter (Figs 20–24)."""
+    nnz_P, acc_P, ok_P = _finite_points(nnz, acc)
+    if not ok_P.any():
+        return np.zeros((0,)), np.zeros((0,))
+    uniq, inv = np.unique(nnz_P[ok_P], return_inverse=True)
+    best = np.full(len(uniq), -np.inf)
+    np.maximum.at(best, inv, acc_P[ok_P])
+    return uniq, best
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def init_name(init: str | None) -> str:
+    """A short label of an init source: ``random`` or the init file's stem (``bench995_init``)."""
+    if not init or init == "random":
+        return "random"
+    return os.path.splitext(os.path.basename(str(init)))[0] or str(init)
+
+
+def run_kind(method: str) -> str:
+    """``structured`` / ``search`` (the combinatorial search), ``dense``, or ``pruning``."""
+    if method in SEARCH_KINDS or method == "dense":
+        return method
+    return "pruning"
+
+
+def trained_width(cfg: Mapping[str, Any]) -> int | None:
+    """The width a pruning run trained at (``optimal_width`` if set), None if widths differ."""
+    if cfg.get("optimal_width") is not None:
+        return int(cfg["optimal_width"])
+    widths = [int(w) for w in (cfg.get("widths") or [])]
+    return widths[0] if widths and len(set(widths)) == 1 else None
+
+
+def table_row(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """One record (without blobs) as a flat row.
+
+    Keys: ``run_id``, ``status``, every resolved config field (``method``, ``widths``, ``budget``,
+    ``lr``, ``schedule``, ``init``, ``structure``, ``mask_index``, ...), the metric columns
+    (``accuracy``, ``loss``, ``weight_nnz``, ``model_nnz``, ``diverged``, ...), then the record's
+    ``metrics`` (a nested ``connectivity`` dict is merged flat), and derived fields ``kind``,
+    ``width``, ``init_name`` and, for phase-1 runs, ``structured_nnz``. Fields already set are
+    never overwritten by metrics.
+    """
+    cfg = identity.resolve(rec.get("config") or {})
+    row: dict[str, Any] = {"run_id": rec.get("run_id"), "status": rec.get("status", "done")}
+    row.update(cfg)
+    for key in ("accuracy", "loss", "weight_nnz", "model_nnz", "diverged", "train_seconds"):
+        row[key] = rec.get(key)
+    metrics = dict(rec.get("metrics") or {})
+    nested = metrics.pop("connectivity", None)
+    for source in (metrics, nested if isinstance(nested, Mapping) else {}):
+        for key, value in source.items():
+            row.setdefault(key, value)
+    row["kind"] = run_kind(str(cfg["method"]))
+    row["width"] = trained_width(cfg)
+    row["init_name"] = init_name(cfg.get("init"))
+    if row["kind"] == "structured" and cfg.get("structure") is not None:
+        row["structured_nnz"] = mlp.structured_nnz(cfg["structure"])
+    return row
+
+
+def load_table(store_path: str | os.PathLike) -> list[dict]:
+    """Every run of the store at `store_path` as a flat row (see :func:`table_row`).
+    Raises ``StoreError`` for a path that is not a store (nothing is created)."""
+    with Store(store_path, create=False) as store:
+        return [table_row(rec) for rec in store.iter_records(with_blobs=False)]
+
+
+def select(rows: Iterable[Mapping[str, Any]], **equal: Any) -> list[dict]:
+    """Rows whose fields equal every given value (a tuple/list value matches as a list)."""
+    def norm(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+    want = {k: norm(v) for k, v in equal.items()}
+    return [dict(r) for r in rows if all(norm(r.get(k)) == v for k, v in want.items())]
+
+
+def column(rows: Sequence[Mapping[str, Any]], key: str, diverged_nan: bool = False) -> np.ndarray:
+    """One numeric field as float64 (None → NaN; with `diverged_nan`, diverged runs → NaN)."""
+    out = np.full((len(rows),), np.nan)
+    for i, r in enumerate(rows):
+        v = r.get(key)
+        if v is None or (diverged_nan and r.get("diverged")):
+            continue
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+def _connectivity_of(blobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Connectivity stats (plain Python values) of same-shaped networks given as store blobs."""
+    import jax  # deferred: loading a table needs no JAX
+    from sparsejax import connectivity
+    from sparsejax.analysis.after_training import as_layers
+
+    params = [as_layers(b["params"]) for b in blobs]
+    masks = [as_layers(b["masks"]) for b in blobs]
+    pad = (1 << max(0, len(blobs) - 1).bit_length()) - len(blobs)  # few sizes: few compiles
+    params, masks = params + params[-1:] * pad, masks + masks[-1:] * pad
+    stack = lambda trees: jax.tree.map(lambda *a: np.stack(a).astype(np.float32), *trees)
+    stats = connectivity.connectivity_stats_population(stack(params), stack(masks))
+    stats = {k: np.asarray(v) for k, v in stats.items()}
+    out = []
+    for i in range(len(blobs)):
+        row = {}
+        for key in CONNECTIVITY_FIELDS:
+            v = stats[key][i]
+            row[key] = v.tolist() if v.ndim else (bool(v) if v.dtype == bool else v.item())
+        out.append(row)
+    return out
+
+
+def add_connectivity(rows: list[dict], store_path: str | os.PathLike, kinds: Sequence[str] = ("pruning", "dense"),
+                     batch: int = 1024) -> int:
+    """Fill the connectivity fields (direct/effective/folded counts, active units, layer
+    collapse, paths) of the rows of `kinds` that lack ``effective_model_nnz``, from the stored
+    masks and params; returns how many rows were filled. Rows without blobs are left alone."""
+    todo = [r for r in rows if r.get("kind") in kinds and r.get("effective_model_nnz") is None]
+    if not todo:
+        return 0
+    by_id = {r["run_id"]: r for r in todo}
+    filled = 0
+    with Store(store_path, create=False) as store:
+        ids = list(by_id)
+        for start in range(0, len(ids), batch):
+            groups: dict[tuple, list[dict]] = {}
+            for rec in store.records(ids[start:start + batch], with_blobs=True):
+                if rec.get("params") is None or rec.get("masks") is None:
+                    continue
+                shape = tuple(sorted((k, np.shape(v)) for k, v in rec["params"].items()))
+                groups.setdefault(shape, []).append(rec)
+            for recs in groups.values():
+                for rec, stats in zip(recs, _connectivity_of(recs)):
+                    row = by_id[rec["run_id"]]
+                    for key, value in stats.items():
+                        if row.get(key) is None:
+                            row[key] = value
+                    filled += 1
+    return filled

@@ -1,0 +1,489 @@
+"""Publication figures from a table of runs (:func:`sparsejax.analysis.pareto.load_table`).
+
+Every figure has a builder ``fig_<name>(...) -> Figure | None`` (None when the table lacks the
+runs it needs; tests inspect the returned figure) and a writer ``<name>(rows, out_dir, ...) ->
+list[str]`` that saves PNG and SVG (one figure per init source where that applies) and returns
+the written paths, ``[]`` when there is nothing to draw. Figures use matplotlib's object API
+(``Figure`` without pyplot, the Agg canvas), so nothing global is touched.
+
+Figures (paper numbering where there is one): phase-1 scatter (Fig. 5), Pareto frontiers of
+accuracy vs model nnz per method with the search's models (Figs 8, 11, 13, 16, 17: one panel per
+width), per-method scatters of the best run per nnz (Figs 20–24), Table 1 FLOPs, effective vs
+direct nnz per method, disconnected weights vs width, and Theorem L.1.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import re
+import zlib
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
+import numpy as np
+
+from sparsejax import mlp
+from sparsejax.analysis import flops as flops_lib
+from sparsejax.analysis import pareto
+from sparsejax.search.product import select_sparsest
+
+TARGETS = (0.95, 0.995)
+METHOD_ORDER = ("gmp", "lth", "snip", "iter_snip", "force", "grasp", "synflow", "prospr", "rigl", "random", "dense")
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+            "#bcbd22", "#7f7f7f", "#393b79")
+METHOD_COLORS = dict(zip(METHOD_ORDER, _PALETTE))
+SEARCH_LABEL = "Comb."
+SEARCH_COLOR = "#000000"
+STYLE = {
+    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2,
+    "lines.markersize": 3.5, "savefig.dpi": 200, "savefig.bbox": "tight", "svg.fonttype": "none",
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def text(value: Any) -> str:
+    """A store string made safe for a matplotlib label ("$" would start mathtext)."""
+    return str(value).replace("$", r"\$")
+
+
+def slug(value: Any) -> str:
+    """A file-name-safe form of a label."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip("._")[:60] or "x"
+
+
+def method_label(method: str) -> str:
+    return text(flops_lib.METHOD_LABELS.get(method, method))
+
+
+def method_color(method: str) -> str:
+    return METHOD_COLORS.get(method, _PALETTE[zlib.crc32(str(method).encode()) % len(_PALETTE)])
+
+
+def ordered_methods(methods: Sequence[str]) -> list[str]:
+    known = [m for m in METHOD_ORDER if m in methods]
+    return known + sorted(set(methods) - set(known))
+
+
+def save(fig: Figure, out_dir: str, stem: str) -> list[str]:
+    """Write `fig` as ``<stem>.png`` and ``<stem>.svg`` under `out_dir`; returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context(STYLE):
+        for ext in ("png", "svg"):
+            path = os.path.join(out_dir, f"{stem}.{ext}")
+            fig.savefig(path, metadata={"Date": None} if ext == "svg" else None)
+            paths.append(path)
+    return paths
+
+
+def _styled(builder):
+    """Run a figure builder under :data:`STYLE` (rc values are read when artists are made)."""
+    @functools.wraps(builder)
+    def wrapped(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return builder(*args, **kwargs)
+    return wrapped
+
+
+def _figure(n_panels: int, ncols: int | None = None, panel: tuple[float, float] = (3.2, 2.5)) -> tuple[Figure, list]:
+    ncols = ncols or (2 if n_panels == 4 else min(3, n_panels))
+    nrows = -(-n_panels // ncols)
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n_panels)]
+    return fig, axes
+
+
+def _width_axis(ax, widths: Sequence[int]) -> None:
+    """Log-2 x axis with a plain tick at every width drawn."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(widths), [str(int(w)) for w in widths])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("width")
+
+
+def _plain_log_axis(axis) -> None:
+    """Plain numbers (not 10^k) on a log axis."""
+    fmt = ScalarFormatter()
+    fmt.set_scientific(False)
+    axis.set_major_formatter(fmt)
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _legend_outside(fig: Figure, axes: Sequence) -> None:
+    """One figure legend (right, outside) with every labelled artist of `axes`, once each."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper")
+
+
+def _points(rows: Sequence[Mapping[str, Any]], x_key: str = "model_nnz", y_key: str = "accuracy") -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the rows, diverged runs and missing values dropped."""
+    x = pareto.column(rows, x_key, diverged_nan=True)
+    y = pareto.column(rows, y_key, diverged_nan=True)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def _inits(rows: Sequence[Mapping[str, Any]], kind: str | Sequence[str]) -> list[str]:
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    names = {r.get("init_name", "random") for r in rows if r.get("kind") in kinds}
+    return sorted(names, key=lambda n: (n != "random", n))
+
+
+def _target_lines(ax, targets: Sequence[float]) -> None:
+    for t in targets:
+        ax.axhline(100 * t, color="#555555", lw=0.7, ls=":", zorder=0)
+
+
+def _search_frontier(ax, rows: Sequence[Mapping[str, Any]], init: str) -> bool:
+    """Draw the combinatorial search's frontier (phase-2 runs of `init`); True if drawn."""
+    x, y = _points([r for r in rows if r.get("kind") == "search" and r.get("init_name") == init])
+    if x.size == 0:
+        return False
+    f = pareto.pareto_frontier(x, y)
+    ax.plot(x[f], 100 * y[f], color=SEARCH_COLOR, marker="*", ms=6, drawstyle="steps-post",
+            label=SEARCH_LABEL, zorder=5)
+    return True
+
+
+# ----------------------------------------------------------------------------- Figure 5
+
+
+def phase1_best(rows: Sequence[Mapping[str, Any]], init: str = "random") -> tuple[np.ndarray, np.ndarray]:
+    """(configs (U, 3), best accuracy (U,)) of the phase-1 runs of `init` (diverged runs: NaN)."""
+    runs = [r for r in rows if r.get("kind") == "structured" and r.get("init_name") == init
+            and r.get("structure") is not None]
+    if not runs:
+        return np.zeros((0, 3), np.int64), np.zeros((0,))
+    cfg = np.asarray([r["structure"] for r in runs], np.int64)
+    acc = pareto.column(runs, "accuracy", diverged_nan=True)
+    uniq, inv = np.unique(cfg, axis=0, return_inverse=True)
+    best = np.full(len(uniq), -np.inf)
+    np.maximum.at(best, inv.reshape(-1), np.where(np.isnan(acc), -np.inf, acc))
+    return uniq, np.where(np.isfinite(best), best, np.nan)
+
+
+def phase1_selection(rows: Sequence[Mapping[str, Any]], target: float, init: str = "random") -> tuple[tuple[int, ...], int, float] | None:
+    """(configuration, structured nnz, best accuracy) selected by phase 1 for `target` (the
+    sparsest configuration whose best accuracy EXCEEDS it, as Algorithm 1), or None."""
+    cfg, best = phase1_best(rows, init)
+    if len(cfg) == 0:
+        return None
+    sel = select_sparsest(cfg, best, target)
+    if sel is None:
+        return None
+    i = int(np.flatnonzero((cfg == np.asarray(sel)).all(axis=1))[0])
+    return tuple(int(d) for d in sel), mlp.structured_nnz(sel), float(best[i])
+
+
+@_styled
+def fig_phase1(rows: Sequence[Mapping[str, Any]], init: str = "random", targets: Sequence[float] = TARGETS) -> Figure | None:
+    """Figure 5: structured nnz vs best accuracy of every configuration; targets and selections."""
+    cfg, best = phase1_best(rows, init)
+    ok = np.isfinite(best)
+    if not ok.any():
+        return None
+    nnz = np.asarray([mlp.structured_nnz(c) for c in cfg])
+    fig, (ax,) = _figure(1, panel=(4.6, 3.2))
+    ax.scatter(nnz[ok], 100 * best[ok], s=6, color="#7f7f7f", alpha=0.5, lw=0, label="configurations")
+    marks = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e")
+    for t, color in zip(targets, marks):
+        ax.axhline(100 * t, color=color, lw=0.7, ls=":")
+        sel = phase1_selection(rows, t, init)
+        if sel is None:
+            continue
+        c, n, a = sel
+        ax.scatter([n], [100 * a], marker="*", s=90, color=color, edgecolor="black", lw=0.5, zorder=5,
+                   label=f"sparsest > {100 * t:g}%: {c}, {n} nnz, {100 * a:.2f}%")
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("structured nnz (weights + biases)")
+    ax.set_ylabel("best accuracy (%)")
+    ax.set_title(f"Phase 1 of the combinatorial search ({text(init)} init)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def phase1_scatter(rows: Sequence[Mapping[str, Any]], out_dir: str, targets: Sequence[float] = TARGETS) -> list[str]:
+    """Figure 5 for every init source with phase-1 runs."""
+    paths = []
+    for init in _inits(rows, "structured"):
+        fig = fig_phase1(rows, init, targets)
+        if fig is not None:
+            paths += save(fig, out_dir, f"fig05_phase1_{slug(init)}")
+    return paths
+
+
+# ----------------------------------------------------------------------------- Figures 8, 11, 13, 16, 17
+
+
+def _pruning_rows(rows: Sequence[Mapping[str, Any]], init: str, width: int | None = None) -> list[Mapping[str, Any]]:
+    return [r for r in rows if r.get("kind") == "pruning" and r.get("init_name") == init
+            and (width is None or r.get("width") == width)]
+
+
+def _widths(rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    return sorted({int(r["width"]) for r in rows if r.get("width") is not None})
+
+
+@_styled
+def fig_pareto(rows: Sequence[Mapping[str, Any]], init: str = "random", targets: Sequence[float] = TARGETS,
+               widths: Sequence[int] | None = None) -> Figure | None:
+    """Pareto frontiers of accuracy vs model nnz, one line per method, one panel per width,
+    with the combinatorial search's frontier (phase 2 of the same init) in every panel."""
+    prune = _pruning_rows(rows, init)
+    widths = list(widths) if widths is not None else _widths(prune)
+    if not prune or not widths:
+        return None
+    fig, axes = _figure(len(widths))
+    for ax, w in zip(axes, widths):
+        here = _pruning_rows(prune, init, w)
+        for m in ordered_methods({str(r["method"]) for r in here}):
+            x, y = _points([r for r in here if r["method"] == m])
+            if x.size == 0:
+                continue
+            f = pareto.pareto_frontier(x, y)
+            ax.plot(x[f], 100 * y[f], marker="o", drawstyle="steps-post", color=method_color(m), label=method_label(m))
+        _search_frontier(ax, rows, init)
+        _target_lines(ax, targets)
+        ax.set_title(f"width {w}")
+        ax.set_xlabel("model nnz (weights + biases)")
+        ax.set_ylabel("accuracy (%)")
+    _legend_outside(fig, axes)
+    fig.suptitle(f"Pareto frontiers of pruning vs the combinatorial search ({text(init)} init)")
+    return fig
+
+
+def pareto_frontiers(rows: Sequence[Mapping[str, Any]], out_dir: str, targets: Sequence[float] = TARGETS) -> list[str]:
+    """Figures 8/11/17 (random init) and 13/16 (fixed inits): one file per init source."""
+    paths = []
+    for init in _inits(rows, "pruning"):
+        fig = fig_pareto(rows, init, targets)
+        if fig is not None:
+            paths += save(fig, out_dir, f"pareto_{slug(init)}")
+    return paths
+
+
+# ----------------------------------------------------------------------------- Figures 20-24
+
+
+@_styled
+def fig_method_scatter(rows: Sequence[Mapping[str, Any]], init: str, width: int,
+                       targets: Sequence[float] = TARGETS) -> Figure | None:
+    """Figures 20–24: per method, the best run at every model nnz; the search's frontier shown."""
+    here = _pruning_rows(rows, init, width)
+    methods = ordered_methods({str(r["method"]) for r in here})
+    if not methods:
+        return None
+    fig, axes = _figure(len(methods), ncols=min(3, len(methods)), panel=(2.8, 2.2))
+    for ax, m in zip(axes, methods):
+        x, y = pareto.best_per_nnz(*_points([r for r in here if r["method"] == m]))
+        ax.scatter(x, 100 * y, s=9, color=method_color(m), label=method_label(m), zorder=4)
+        _search_frontier(ax, rows, init)
+        _target_lines(ax, targets)
+        ax.set_title(method_label(m))
+        ax.set_xlabel("model nnz")
+        ax.set_ylabel("best accuracy (%)")
+    _legend_outside(fig, axes)
+    fig.suptitle(f"Best run per model nnz, width {width} ({text(init)} init)")
+    return fig
+
+
+def method_scatters(rows: Sequence[Mapping[str, Any]], out_dir: str, targets: Sequence[float] = TARGETS) -> list[str]:
+    """One scatter figure per (init source, width)."""
+    paths = []
+    for init in _inits(rows, "pruning"):
+        for w in _widths(_pruning_rows(rows, init)):
+            fig = fig_method_scatter(rows, init, w, targets)
+            if fig is not None:
+                paths += save(fig, out_dir, f"scatter_{slug(init)}_w{w}")
+    return paths
+
+
+# ----------------------------------------------------------------------------- Table 1
+
+
+@_styled
+def fig_flops(ours: Mapping[str, float], paper: Mapping[str, float] = flops_lib.PAPER_TABLE1,
+              measured: Mapping[str, float] | None = None) -> Figure | None:
+    """Table 1 as horizontal bars (log scale): the paper, our model, our model with measured nnz."""
+    methods = [m for m in flops_lib.TABLE1_METHODS if m in ours] + [m for m in ours if m not in flops_lib.TABLE1_METHODS]
+    if not methods:
+        return None
+    series = [("paper (Table 1)", paper, "#bbbbbb"), ("ours (model)", ours, "#0877bd")]
+    if measured:
+        series.append(("ours (measured nnz)", measured, "#f59322"))
+    fig, (ax,) = _figure(1, panel=(5.2, 0.17 * len(methods) * len(series) + 0.9))
+    y = np.arange(len(methods))
+    h = 0.8 / len(series)
+    for i, (label, values, color) in enumerate(series):
+        vals = np.asarray([values.get(m, np.nan) for m in methods], float)
+        bars = ax.barh(y + (i - (len(series) - 1) / 2) * h, np.where(np.isfinite(vals), vals, 0), height=h,
+                       color=color, label=label)
+        ax.bar_label(bars, [f"{v:.1e}" if np.isfinite(v) else "" for v in vals], padding=2, fontsize=6)
+    ax.set_yticks(y, [method_label(m) for m in methods])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlim(right=ax.get_xlim()[1] * 3)  # room for the value labels
+    ax.set_xlabel("FLOPs to prune and train (width 16, 55 nonzero weights)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def flops_chart(ours: Mapping[str, float], out_dir: str, paper: Mapping[str, float] = flops_lib.PAPER_TABLE1,
+                measured: Mapping[str, float] | None = None) -> list[str]:
+    """Table 1 as a bar chart (PNG, SVG) and a CSV table."""
+    fig = fig_flops(ours, paper, measured)
+    if fig is None:
+        return []
+    paths = save(fig, out_dir, "table1_flops")
+    path = os.path.join(out_dir, "table1_flops.csv")
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["method", "paper", "ours_model", "ours_measured_nnz"])
+        for m in ours:
+            out.writerow([m, paper.get(m, ""), f"{ours[m]:.4g}", f"{measured[m]:.4g}" if measured and m in measured else ""])
+    return paths + [path]
+
+
+# ----------------------------------------------------------------------------- connectivity
+
+
+def _connectivity_rows(rows: Sequence[Mapping[str, Any]], init: str) -> list[Mapping[str, Any]]:
+    return [r for r in _pruning_rows(rows, init)
+            if r.get("direct_model_nnz") is not None and r.get("effective_model_nnz") is not None]
+
+
+@_styled
+def fig_effective_vs_direct(rows: Sequence[Mapping[str, Any]], init: str = "random") -> Figure | None:
+    """Effective vs direct model nnz per method (points coloured by width; y = x dashed)."""
+    conn = _connectivity_rows(rows, init)
+    methods = ordered_methods({str(r["method"]) for r in conn})
+    if not methods:
+        return None
+    widths = _widths(conn)
+    cmap = matplotlib.colormaps["viridis"]
+    colors = {w: cmap(i / max(1, len(widths) - 1)) for i, w in enumerate(widths)}
+    fig, axes = _figure(len(methods), ncols=min(3, len(methods)), panel=(2.8, 2.4))
+    for ax, m in zip(axes, methods):
+        mine = [r for r in conn if r["method"] == m]
+        for w in widths:
+            x, y = _points([r for r in mine if r.get("width") == w], "direct_model_nnz", "effective_model_nnz")
+            if x.size:
+                ax.scatter(x, y, s=7, color=colors[w], alpha=0.7, lw=0, label=f"width {w}")
+        x, _ = _points(mine, "direct_model_nnz", "effective_model_nnz")
+        if x.size:
+            hi = float(x.max())
+            ax.plot([0, hi], [0, hi], color="#555555", ls="--", lw=0.7)
+        ax.set_title(method_label(m))
+        ax.set_xlabel("direct model nnz")
+        ax.set_ylabel("effective model nnz")
+    _legend_outside(fig, axes)
+    fig.suptitle(f"Effective (on an input→output path) vs direct nonzeros ({text(init)} init)")
+    return fig
+
+
+def effective_vs_direct(rows: Sequence[Mapping[str, Any]], out_dir: str) -> list[str]:
+    paths = []
+    for init in _inits(rows, "pruning"):
+        fig = fig_effective_vs_direct(rows, init)
+        if fig is not None:
+            paths += save(fig, out_dir, f"effective_vs_direct_{slug(init)}")
+    return paths
+
+
+def disconnected_by_width(rows: Sequence[Mapping[str, Any]], init: str = "random") -> dict[str, dict[str, np.ndarray]]:
+    """Per method: widths, mean and standard error of disconnected weights (direct − effective
+    weight nnz), and the fraction of runs with layer collapse."""
+    conn = [r for r in _pruning_rows(rows, init)
+            if r.get("direct_weight_nnz") is not None and r.get("effective_weight_nnz") is not None]
+    out = {}
+    for m in ordered_methods({str(r["method"]) for r in conn}):
+        mine = [r for r in conn if r["method"] == m]
+        ws, mean, se, collapse = [], [], [], []
+        for w in _widths(mine):
+            at = [r for r in mine if r.get("width") == w]
+            d = np.asarray([float(r["direct_weight_nnz"]) - float(r["effective_weight_nnz"]) for r in at])
+            ws.append(w)
+            mean.append(d.mean())
+            se.append(d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0)
+            collapse.append(np.mean([bool(r.get("layer_collapse")) for r in at]))
+        out[m] = {"width": np.asarray(ws), "mean": np.asarray(mean), "stderr": np.asarray(se),
+                  "collapse": np.asarray(collapse)}
+    return out
+
+
+@_styled
+def fig_disconnected_vs_width(rows: Sequence[Mapping[str, Any]], init: str = "random") -> Figure | None:
+    """Disconnected weights and layer collapse vs width, one line per method."""
+    data = disconnected_by_width(rows, init)
+    if not data:
+        return None
+    fig, (ax_d, ax_c) = _figure(2, ncols=2, panel=(3.4, 2.7))
+    for m, d in data.items():
+        ax_d.errorbar(d["width"], d["mean"], yerr=d["stderr"], marker="o", capsize=2, color=method_color(m),
+                      label=method_label(m))
+        ax_c.plot(d["width"], 100 * d["collapse"], marker="o", color=method_color(m), label=method_label(m))
+    widths = sorted({int(w) for d in data.values() for w in d["width"]})
+    for ax in (ax_d, ax_c):
+        _width_axis(ax, widths)
+    ax_d.set_ylabel("disconnected weights (direct − effective)")
+    ax_c.set_ylabel("runs with layer collapse (%)")
+    ax_d.set_title("weights off every input→output path")
+    ax_c.set_title("no input→output path at all")
+    _legend_outside(fig, [ax_c])
+    fig.suptitle(f"Overparameterisation and disconnected paths ({text(init)} init)")
+    return fig
+
+
+def disconnected_vs_width(rows: Sequence[Mapping[str, Any]], out_dir: str) -> list[str]:
+    paths = []
+    for init in _inits(rows, "pruning"):
+        fig = fig_disconnected_vs_width(rows, init)
+        if fig is not None:
+            paths += save(fig, out_dir, f"disconnected_vs_width_{slug(init)}")
+    return paths
+
+
+# ----------------------------------------------------------------------------- Theorem L.1
+
+
+@_styled
+def fig_theorem(curve: Mapping[str, np.ndarray], counts: Sequence[int]) -> Figure | None:
+    """P(no input→output path) vs width: Monte Carlo (±2 s.e.), the exact probability that the
+    two middle layers are disconnected, the bound and the paper's printed expression."""
+    if len(curve.get("width", [])) == 0:
+        return None
+    fig, (ax,) = _figure(1, panel=(4.6, 3.0))
+    w = curve["width"]
+    ax.errorbar(w, curve["mc"], yerr=2 * curve["mc_stderr"], marker="o", capsize=2, color="#0877bd",
+                label="Monte Carlo (±2 s.e.), whole network")
+    ax.plot(w, curve["pair"], marker="s", color="#2ca02c", label="exact, middle layers disconnected")
+    ax.plot(w, curve["bound"], marker="^", color="#f59322", label=r"bound $((w-n_\ell+1-n_{\ell+1})/w)^{n_\ell}$")
+    ax.plot(w, curve["paper_bound"], ls="--", color="#7f7f7f", label=r"paper's expression (exponent $n_\ell-1$)")
+    _width_axis(ax, w)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("width w")
+    ax.set_ylabel("P(no input→output path)")
+    ax.set_title(f"Theorem L.1: random pruning, per-layer counts {tuple(int(c) for c in counts)}")
+    fig.legend(loc="outside lower center", ncols=2)
+    return fig
+
+
+def theorem_plot(out_dir: str, counts: Sequence[int] = (10, 18, 18, 9),
+                 widths: Sequence[int] = (16, 32, 64, 128, 256, 512, 1024, 2048),
+                 trials: int = 2000, seed: int = 0) -> list[str]:
+    """Theorem L.1 figure (default counts: RigL's ERK split of 55 weights at width 16)."""
+    from sparsejax.analysis import theorem
+    fig = fig_theorem(theorem.curve(widths, counts, trials, seed), counts)
+    return save(fig, out_dir, "theorem_L1") if fig is not None else []

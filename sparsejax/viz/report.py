@@ -1,0 +1,320 @@
+"""One self-contained HTML report of a sweep store: every figure it can draw and our headline
+numbers next to the paper's (SPEC §9).
+
+:func:`build_report` loads the store as a table (:func:`sparsejax.analysis.pareto.load_table`),
+fills connectivity counts from the stored masks and params where the records lack them, writes
+every figure of :mod:`sparsejax.viz.figures` (PNG + SVG) into the output folder and then
+``report.html``: figures embedded as data-URI PNGs (no network, no other file needed), tables of
+headline numbers. Every string that comes from the store is HTML-escaped.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from sparsejax.analysis import flops as flops_lib
+from sparsejax.analysis import pareto
+from sparsejax.sweep.store import atomic_write_text
+from sparsejax.viz import figures
+
+TARGETS = figures.TARGETS
+# SPEC §9, by (init, target) / (init, structure); init keys from paper_init().
+PAPER_PHASE1 = {("random", 0.95): ((3, 3, 3), 37), ("random", 0.995): ((7, 3, 3), 61),
+                ("bench95", 0.95): ((3, 2, 2), 26), ("bench995", 0.995): ((6, 3, 2), 50)}
+PAPER_SEARCH = {("random", (3, 3, 3)): (0.95, 30, 0.9604), ("random", (7, 3, 3)): (0.995, 45, 0.9959),
+                ("bench995", (6, 3, 2)): (0.995, 38, 0.9970), ("bench95", (3, 2, 2)): (0.95, 26, 0.9647)}
+PAPER_FIRST_NNZ = {0.95: {"lth": 44, "synflow": 51, "rigl": 52, "search": 30},
+                   0.995: {"gmp": 61, "iter_snip": 78, "rigl": 84, "search": 45}}
+PAPER_MATCHES = (2, 18_954)
+PAPER_AFTER_TRAINING = ((7, 3, 2), 42)
+THEOREM_WIDTHS = (16, 32, 64, 128, 256, 512, 1024, 2048)
+
+Table = tuple[str, list[str], list[list[Any]]]  # (caption, header, rows)
+
+
+def paper_init(name: str) -> str | None:
+    """The paper's name for an init source: ``random``, ``bench95``, ``bench995`` or None."""
+    low = str(name).lower()
+    if low == "random":
+        return "random"
+    if "995" in low:
+        return "bench995"
+    if "95" in low:
+        return "bench95"
+    return None
+
+
+def _pct(acc: float | None) -> str:
+    return "—" if acc is None or not np.isfinite(acc) else f"{100 * acc:.2f}%"
+
+
+def _cfg(c: Sequence[int] | None) -> str:
+    return "—" if c is None else "(" + ",".join(str(int(d)) for d in c) + ")"
+
+
+def _num(v: Any) -> str:
+    return "—" if v is None else str(v)
+
+
+# ----------------------------------------------------------------------------- headline numbers
+
+
+def phase1_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Phase-1 selections per init and target; the paper's selections without runs here too."""
+    out, seen = [], set()
+    for init in sorted({r["init_name"] for r in rows if r.get("kind") == "structured"}):
+        for t in TARGETS:
+            sel = figures.phase1_selection(rows, t, init)
+            paper = PAPER_PHASE1.get((paper_init(init), t))
+            seen.add((paper_init(init), t))
+            out.append([init, f"> {100 * t:g}%", _cfg(sel[0]) if sel else "none", _num(sel[1] if sel else None),
+                        _pct(sel[2]) if sel else "—", _cfg(paper[0]) if paper else "—", _num(paper[1] if paper else None)])
+    for (init, t), (cfg, nnz) in PAPER_PHASE1.items():
+        if (init, t) not in seen:
+            out.append([f"{init} (no runs)", f"> {100 * t:g}%", "—", "—", "—", _cfg(cfg), nnz])
+    return ("Phase 1: the sparsest configuration whose best accuracy exceeds the target",
+            ["init", "target", "ours: config", "ours: structured nnz", "ours: best accuracy",
+             "paper: config", "paper: nnz"], out)
+
+
+def search_winner(runs: Sequence[Mapping[str, Any]], target: float) -> Mapping[str, Any] | None:
+    """Phase 2's winner: the fewest model nnz with accuracy > target, then the best accuracy."""
+    ok = [r for r in runs if not r.get("diverged") and r.get("accuracy") is not None
+          and r.get("model_nnz") is not None and r["accuracy"] > target]
+    return min(ok, key=lambda r: (r["model_nnz"], -r["accuracy"])) if ok else None
+
+
+def search_table(rows: Sequence[Mapping[str, Any]]) -> tuple[Table, list[Mapping[str, Any]]]:
+    """Search winners per (init, structure) and target, the paper's next to them (and the
+    paper's winners without runs here); also returns the winner rows (for after-training)."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        if r.get("kind") == "search" and r.get("structure") is not None:
+            groups.setdefault((r["init_name"], tuple(int(d) for d in r["structure"])), []).append(r)
+    out, winners, seen = [], [], set()
+    for (init, structure), runs in sorted(groups.items()):
+        paper = PAPER_SEARCH.get((paper_init(init), structure))
+        seen.add((paper_init(init), structure))
+        for t in TARGETS:
+            win = search_winner(runs, t)
+            if win is not None:
+                winners.append({**win, "_target": t})
+            mine = paper if paper and paper[0] == t else None
+            out.append([init, _cfg(structure), f"> {100 * t:g}%", len(runs),
+                        _num(win["model_nnz"] if win else None), _pct(win["accuracy"] if win else None),
+                        _num(mine[1] if mine else None), _pct(mine[2] if mine else None)])
+    for (init, structure), (t, nnz, acc) in PAPER_SEARCH.items():
+        if (init, structure) not in seen:
+            out.append([f"{init} (no runs)", _cfg(structure), f"> {100 * t:g}%", 0, "—", "—", nnz, _pct(acc)])
+    return (("Phase 2: the sparsest model exceeding the target",
+             ["init", "structure", "target", "runs", "ours: nnz", "ours: accuracy", "paper: nnz", "paper: accuracy"],
+             out), winners)
+
+
+def first_nnz_table(rows: Sequence[Mapping[str, Any]], width: int = 16, init: str = "random") -> Table:
+    """Per method, the first model nnz whose accuracy reaches each target (width 16, random init)."""
+    prune = [r for r in rows if r.get("kind") == "pruning" and r.get("width") == width and r.get("init_name") == init]
+    search = [r for r in rows if r.get("kind") == "search" and r.get("init_name") == init]
+    out = []
+    paper_methods = {m for t in TARGETS for m in PAPER_FIRST_NNZ[t] if m != "search"}
+    methods = figures.ordered_methods({r["method"] for r in prune} | paper_methods)
+    groups = [(m, [r for r in prune if r["method"] == m]) for m in methods]
+    groups.append(("search", search))
+    for m, runs in groups:
+        x = pareto.column(runs, "model_nnz", diverged_nan=True)
+        y = pareto.column(runs, "accuracy", diverged_nan=True)
+        cells = [figures.SEARCH_LABEL + " (search)" if m == "search" else flops_lib.METHOD_LABELS.get(m, m), len(runs)]
+        for t in TARGETS:
+            cells += [_num(pareto.first_nnz_reaching(x, y, t) if runs else None), _num(PAPER_FIRST_NNZ[t].get(m))]
+        out.append(cells)
+    return (f"First model nnz reaching the target (width {width}, {init} init; accuracy ≥ target)",
+            ["method", "runs", "ours ≥ 95%", "paper ≥ 95%", "ours ≥ 99.5%", "paper ≥ 99.5%"], out)
+
+
+def matches_table(rows: Sequence[Mapping[str, Any]], init: str = "random") -> Table:
+    """Pruning runs that match or beat the search (at ≥ 95 % and at ≥ 99.5 %)."""
+    search = [r for r in rows if r.get("kind") == "search" and r.get("init_name") == init]
+    prune = [r for r in rows if r.get("kind") == "pruning" and r.get("init_name") == init and not r.get("diverged")
+             and r.get("accuracy") is not None and r.get("model_nnz") is not None]
+    bars = {}
+    for t in TARGETS:
+        ours = pareto.first_nnz_reaching(pareto.column(search, "model_nnz", True), pareto.column(search, "accuracy", True), t) if search else None
+        bars[t] = (ours, "ours") if ours is not None else (PAPER_FIRST_NNZ[t]["search"], "paper")
+    hits = [r for r in prune if any(r["accuracy"] >= t and r["model_nnz"] <= bars[t][0] for t in TARGETS)]
+    out = [[flops_lib.METHOD_LABELS.get(r["method"], r["method"]), _num(r.get("width")), r["model_nnz"], _pct(r["accuracy"]),
+            r["run_id"]] for r in sorted(hits, key=lambda r: (r["model_nnz"], -r["accuracy"]))[:20]]
+    caption = (f"Pruning runs matching the search ({init} init): {len(hits)} of {len(prune)} "
+               f"(paper: {PAPER_MATCHES[0]} of {PAPER_MATCHES[1]:,}); bars: ≥ 95% at ≤ {bars[0.95][0]} nnz "
+               f"({bars[0.95][1]} search), ≥ 99.5% at ≤ {bars[0.995][0]} nnz ({bars[0.995][1]} search)")
+    return caption, ["method", "width", "model nnz", "accuracy", "run id"], out
+
+
+def after_training_table(store_path: str, winners: Sequence[Mapping[str, Any]]) -> Table:
+    """Magnitude pruning after training of the 99.5 % search winners (paper: (7,3,2), 42 nnz)."""
+    from sparsejax import data
+    from sparsejax.analysis.after_training import smallest_nnz_after_training
+    from sparsejax.sweep.store import Store
+
+    out = []
+    with Store(store_path, create=False) as store:
+        for win in (w for w in winners if w["_target"] == 0.995):
+            rec = store.get(win["run_id"])
+            if rec is None or rec.get("params") is None:
+                continue
+            x, y = data.load(win.get("dataset") or "cubist_spiral")
+            res = smallest_nnz_after_training(rec["params"], rec.get("masks"), x, y, 0.995)
+            bench995 = paper_init(win["init_name"]) == "random" and tuple(win["structure"]) == (7, 3, 3)
+            paper = PAPER_AFTER_TRAINING if bench995 else None
+            out.append([win["init_name"], _cfg(win["structure"]), win["model_nnz"], _pct(win["accuracy"]),
+                        _cfg(res.active_units), _num(res.nnz), _pct(res.accuracy),
+                        _cfg(paper[0]) if paper else "—", _num(paper[1] if paper else None)])
+    if not out:
+        out.append(["random (no 99.5% winner with params)", "—", "—", "—", "—", "—", "—",
+                    _cfg(PAPER_AFTER_TRAINING[0]), PAPER_AFTER_TRAINING[1]])
+    return ("Pruning the 99.5% search winner after training (global magnitude, no retraining; "
+            "the smallest model nnz keeping ≥ 99.5%)",
+            ["init", "structure", "trained nnz", "trained accuracy", "ours: config after pruning", "ours: nnz",
+             "ours: accuracy", "paper: config", "paper: nnz"], out)
+
+
+def flops_tables(rows: Sequence[Mapping[str, Any]]) -> tuple[Table, dict, dict]:
+    ours = flops_lib.flops_table()
+    fwd_bwd = flops_lib.flops_table(convention=flops_lib.FWD_BWD)
+    measured_nnz = flops_lib.final_model_nnz_from_rows(rows)
+    measured = flops_lib.flops_table(final_model_nnz=measured_nnz) if measured_nnz else {}
+    out = []
+    for m in flops_lib.TABLE1_METHODS:
+        paper = flops_lib.PAPER_TABLE1[m]
+        out.append([flops_lib.METHOD_LABELS[m], f"{paper:.1e}", f"{ours[m]:.2e}", f"{ours[m] / paper:.2f}",
+                    f"{measured[m]:.2e}" if m in measured_nnz else "—",
+                    f"{measured_nnz[m]:g}" if m in measured_nnz else "—", f"{fwd_bwd[m]:.2e}"])
+    return (("Table 1: FLOPs to prune and train width 16 with 55 nonzero weights (model-tools convention: "
+             "1 FLOP per nonzero parameter per sample, forward passes; see sparsejax.analysis.flops)",
+             ["method", "paper", "ours", "ours / paper", "ours, measured nnz", "measured model nnz",
+              "ours, fwd+bwd (2 FLOPs/param, backward 2×)"], out),
+            ours, {m: measured[m] for m in measured_nnz if m in measured})
+
+
+def summary_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    counts: dict[tuple, list[int]] = {}
+    for r in rows:
+        key = (r.get("kind"), r.get("method"), r.get("init_name"))
+        c = counts.setdefault(key, [0, 0])
+        c[0] += 1
+        c[1] += bool(r.get("diverged"))
+    out = [[k, m, i, n, d] for (k, m, i), (n, d) in sorted(counts.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    return "Runs in the store", ["kind", "method", "init", "runs", "diverged"], out
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1150px;margin:2em auto;
+     padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}
+caption{text-align:left;font-weight:600;padding:.3em 0}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f4f4f4}
+figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#444}code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def render_table(table: Table) -> str:
+    caption, header, body = table
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in body)
+    if not body:
+        rows = f'<tr><td colspan="{len(header)}">no runs of this kind in the store</td></tr>'
+    return f"<table><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def render_figure(title: str, png_path: str, svg_path: str | None) -> str:
+    with open(png_path, "rb") as fh:
+        data = base64.b64encode(fh.read()).decode("ascii")
+    link = f' (<a href="{_e(os.path.basename(svg_path))}">SVG</a>)' if svg_path else ""
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(title)}">'
+            f"<figcaption>{_e(title)}{link}</figcaption></figure>")
+
+
+def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Sequence[tuple[str, list[str]]]) -> str:
+    when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             "<title>sparsejax report</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>Sparsest models elude pruning: reproduction report</h1>",
+             f"<p>Store <code>{_e(store_path)}</code>: {n_runs} runs. Generated {_e(when)}. "
+             "Accuracies are on the full training set (SPEC §2); nnz are model nnz (weights + biases).</p>",
+             "<h2>Headline numbers: ours next to the paper's</h2>"]
+    parts += [render_table(t) for t in tables]
+    parts.append("<h2>Figures</h2>")
+    if not figs:
+        parts.append("<p>No figure could be drawn from this store.</p>")
+    for title, paths in figs:
+        png = next((p for p in paths if p.endswith(".png")), None)
+        svg = next((p for p in paths if p.endswith(".svg")), None)
+        if png:
+            parts.append(render_figure(title, png, svg))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _group_paths(paths: Sequence[str]) -> list[list[str]]:
+    """Paths grouped by stem ([png, svg] per figure), in order."""
+    groups: dict[str, list[str]] = {}
+    for p in paths:
+        groups.setdefault(os.path.splitext(p)[0], []).append(p)
+    return list(groups.values())
+
+
+def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectivity: bool = True,
+                 after_training: bool = True, theorem_widths: Sequence[int] = THEOREM_WIDTHS,
+                 log: Callable[[str], None] = lambda s: None) -> str:
+    """Write every figure and ``report.html`` into `out_dir`; returns the report's path.
+    Raises ``StoreError`` (before anything is written) when `store_path` is not a store."""
+    rows = pareto.load_table(store_path)
+    log(f"loaded {len(rows)} runs")
+    if connectivity:
+        n = pareto.add_connectivity(rows, store_path)
+        log(f"connectivity computed for {n} runs")
+    os.makedirs(out_dir, exist_ok=True)
+    tables: list[Table] = [summary_table(rows), phase1_table(rows)]
+    search, winners = search_table(rows)
+    tables += [search, first_nnz_table(rows), matches_table(rows)]
+    if after_training:
+        tables.append(after_training_table(store_path, winners))
+    flops_t, ours, measured = flops_tables(rows)
+    tables.append(flops_t)
+
+    figs: list[tuple[str, list[str]]] = []
+
+    def add(title: str, paths: list[str]) -> None:
+        for group in _group_paths([p for p in paths if not p.endswith(".csv")]):
+            name = os.path.basename(os.path.splitext(group[0])[0])
+            figs.append((f"{title} [{name}]", group))
+
+    add("Figure 5: phase 1 of the combinatorial search", figures.phase1_scatter(rows, out_dir))
+    add("Figures 8, 11, 13, 16, 17: Pareto frontiers per method and width", figures.pareto_frontiers(rows, out_dir))
+    add("Figures 20–24: best run per nnz, per method", figures.method_scatters(rows, out_dir))
+    add("Effective vs direct nonzeros", figures.effective_vs_direct(rows, out_dir))
+    add("Disconnected weights vs width", figures.disconnected_vs_width(rows, out_dir))
+    add("Table 1: FLOPs", figures.flops_chart(ours, out_dir, measured=measured or None))
+    counts = tuple(int(c) for c in flops_lib.erk_layer_counts((16, 16, 16), 55))
+    widths = [w for w in theorem_widths if w >= max(counts[-1], -(-counts[0] // 2))]
+    add("Theorem L.1: random pruning disconnects wide networks",
+        figures.theorem_plot(out_dir, counts, widths, trials=mc_trials))
+    log(f"wrote {len(figs)} figures")
+    path = os.path.join(out_dir, "report.html")
+    page = render_html(store_path, len(rows), tables, figs)
+    atomic_write_text(path, lambda fh: fh.write(page))
+    return path
