@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from absl import flags
 
-from sparsejax import mlp, train
+from sparsejax import train
 from sparsejax.pruning import registry
 from sparsejax.sweep import flags as sweep_flags
+from sparsejax.sweep import grids
 from sparsejax.sweep import plan as plan_lib
 from sparsejax.sweep import runner
 
 BENCH_INITS = "../shared/bench-inits"
-PAPER_METHODS = "gmp,lth,snip,iter_snip,force,grasp,synflow,prospr,rigl"
-PAPER_BUDGETS = "15,16,17,18,19,20,21,22,23,24,25,26,30,33,37,40,44,50,53,55,57,60,65"
+PAPER_METHODS = ",".join(grids.PAPER_METHODS)
+PAPER_BUDGETS = ",".join(map(str, grids.PAPER_BUDGETS))
 ALL_SCHEDULES = "constant,cosine,step"
 PRESETS = {
     # every method (and dense) on width 4, two budgets, one epoch: about a minute on a 2-core CPU
@@ -58,36 +59,20 @@ SETTINGS = ("methods", "widths", "budgets", "lrs", "schedules", "epochs", "repea
 
 
 def configs(s: dict) -> list[dict]:
-    """The run configs of the settings, budgets kept where B < N_w of the trained width."""
-    methods = sweep_flags.parse_strs("methods", s["methods"], registry.names())
+    """The run configs of the launcher's settings (flag values by name)."""
     widths = sweep_flags.parse_ints("widths", s["widths"], min_value=1)
     if s["optimal_width"] is not None:
         widths = [int(s["optimal_width"])]
-    budgets = sweep_flags.parse_ints("budgets", s["budgets"], min_value=1)
-    lrs = sweep_flags.parse_floats("lrs", s["lrs"], positive=True)
-    schedules = sweep_flags.parse_strs("schedules", s["schedules"], train.SCHEDULES)
-    if int(s["epochs"]) < 1:
-        raise ValueError(f"--epochs: must be >= 1, got {s['epochs']}")
-    if int(s["repeats"]) < 1:
-        raise ValueError(f"--repeats: must be >= 1, got {s['repeats']}")
-    fixed = s["init"] != "random"
-    base_width = mlp.widths_of(mlp.load_npz(s["init"]))[0] if fixed else None
-    out = []
-    for w in widths:
-        if fixed and w > base_width:
-            raise ValueError(f"--widths: {w} is wider than the init file's width {base_width}")
-        shape = dict(widths=[(base_width,) * 3], optimal_width=w if w < base_width else None) if fixed \
-            else dict(widths=[(w,) * 3])
-        n_w = mlp.weight_count((w,) * 3)
-        for m in methods:
-            bs = [b for b in budgets if b < n_w] if registry.get(m).needs_budget else [None]
-            if not bs:
-                continue
-            out += plan_lib.grid(method=m, **shape, budget=bs, lr=lrs, schedule=schedules,
-                                 seed=list(range(int(s["repeats"]))), epochs=int(s["epochs"]), init=s["init"])
-    if not out:
-        raise ValueError(f"--budgets: no budget below the weight count of widths {widths}")
-    return out
+    try:
+        return grids.pruning_configs(
+            methods=sweep_flags.parse_strs("methods", s["methods"], registry.names()), widths=widths,
+            budgets=sweep_flags.parse_ints("budgets", s["budgets"], min_value=1),
+            lrs=sweep_flags.parse_floats("lrs", s["lrs"], positive=True),
+            schedules=sweep_flags.parse_strs("schedules", s["schedules"], train.SCHEDULES),
+            epochs=int(s["epochs"]), repeats=int(s["repeats"]), init=s["init"])
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(("--", "init")) else f"--{msg}") from None
 
 
 def main(argv):
