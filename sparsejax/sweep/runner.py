@@ -108,7 +108,7 @@ def _check_store_path(store_path: str | os.PathLike | None, dry_run: bool) -> st
     path = os.fspath(store_path)
     if os.path.isdir(path):
         raise ValueError(f"store: {path} is a directory, not a sweep store file")
-    if not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    if not dry_run and not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise ValueError(f"store: {path}: directory {os.path.dirname(os.path.abspath(path))} does not exist")
     return path
 
