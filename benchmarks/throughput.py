@@ -39,12 +39,13 @@ def _population(p: int, width: int) -> train.Population:
     return train.make_population(params, None, 0.05, "cosine", train.model_keys(0, np.arange(p)))
 
 
-def time_population(p: int, width: int, steps: int) -> float:
+def time_population(p: int, width: int, steps: int, kernel: str = "auto") -> float:
     """Model-steps/s of the population trainer: P models × `steps` steps in one jitted chunk."""
     x, y = data.cubist_spiral()
     x, y = jnp.asarray(x), jnp.asarray(y)
-    cfg = train.TrainConfig(widths=(width,) * 3, epochs=max(1, math.ceil(steps / 390)), chunk_steps=steps)
-    fn = train._chunk_fn(cfg, None, steps)
+    cfg = train.TrainConfig(widths=(width,) * 3, epochs=max(1, math.ceil(steps / 390)), chunk_steps=steps,
+                            kernel=kernel)
+    fn = train.chunk_fn(cfg, None, steps)
     pop = fn(_population(p, width), x, y, jnp.int32(0), jnp.int32(0))  # compile + warm up
     jax.block_until_ready(pop)
     t0 = time.perf_counter()

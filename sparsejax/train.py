@@ -19,13 +19,16 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from sparsejax import mlp, shuffle
+from sparsejax.kernels import cpu as cpu_kernel
 
 Array = jax.Array
 Params = mlp.Params
 
 SCHEDULES = ("constant", "cosine", "step")
+KERNELS = ("auto", "xla", "fused")
 
 
 def schedule_ids(names: Sequence[str]) -> np.ndarray:
@@ -59,8 +62,11 @@ class TrainConfig:
     weight_decay: float = 5e-4
     milestones: tuple[int, ...] = (15, 30)
     chunk_steps: int = 390
+    kernel: str = "auto"  # "xla", "fused" (the C++ CPU step) or "auto" (fused on CPU when built)
 
     def __post_init__(self):
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel: unknown {self.kernel!r}; allowed: {', '.join(KERNELS)}")
         object.__setattr__(self, "widths", mlp.check_widths(self.widths))
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         for name in ("epochs", "batch_size", "chunk_steps"):
@@ -157,19 +163,43 @@ def population_batch(pop: Population, x_all: Array, y_all: Array, step: Array, c
     return x_all[idx], y_all[idx]
 
 
-def _train_step(cfg: TrainConfig, hook: MaskHook | None, data, pop: Population, step: Array) -> Population:
+def resolve_kernel(kernel: str) -> str:
+    """"xla" or "fused": "auto" picks the fused C++ step on the CPU backend when it could be
+    built (logging why not, once, when it could not); "fused" insists on it."""
+    if kernel == "xla":
+        return kernel
+    on_cpu = jax.default_backend() == "cpu"
+    if kernel == "fused":
+        if not on_cpu or not cpu_kernel.available():
+            raise RuntimeError(f"kernel 'fused' is unavailable: {cpu_kernel.why_unavailable() or 'not on the CPU'}")
+        return kernel
+    if on_cpu and not cpu_kernel.available() and not _WARNED:
+        _WARNED.append(True)
+        logging.warning("using the XLA training step: %s", cpu_kernel.why_unavailable())
+    return "fused" if on_cpu and cpu_kernel.available() else "xla"
+
+
+_WARNED: list = []
+
+
+def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop: Population,
+                step: Array) -> Population:
     x_all, y_all, epoch_offset = data
     x, y = population_batch(pop, x_all, y_all, step, cfg, epoch_offset)
     if hook is not None:
         pop = jax.lax.cond(hook.is_event(step), lambda p: hook.update(p, step, x, y), lambda p: p, pop)
 
     def sgd(pop: Population) -> Population:
-        grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
         spe = cfg.steps_per_epoch(x_all.shape[0])
         lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
-        params, mom = jax.vmap(functools.partial(sgd_update, momentum_coef=cfg.momentum,
-                                                 weight_decay=cfg.weight_decay))(
-            pop.params, pop.masks, pop.momentum, grads, lr)
+        if kernel == "fused":
+            params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, lr,
+                                              cfg.momentum, cfg.weight_decay)
+        else:
+            grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
+            params, mom = jax.vmap(functools.partial(sgd_update, momentum_coef=cfg.momentum,
+                                                     weight_decay=cfg.weight_decay))(
+                pop.params, pop.masks, pop.momentum, grads, lr)
         return pop._replace(params=params, momentum=mom)
 
     if hook is not None and hook.skip_optimizer:
@@ -182,11 +212,17 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, data, pop: Population, 
 TRACE_COUNT = {"chunk": 0}  # incremented at trace time; tests use it to prove caching works
 
 
+def chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int):
+    """The jitted program training `n_steps` steps from step `start`: (pop, x, y, start,
+    epoch_offset) -> pop. Cached on the static structure and the resolved kernel."""
+    return _chunk_fn(cfg, hook, n_steps, resolve_kernel(cfg.kernel))
+
+
 @functools.lru_cache(maxsize=64)
-def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int):
+def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int, kernel: str):
     def run(pop: Population, x_all, y_all, start, epoch_offset):
         TRACE_COUNT["chunk"] += 1
-        body = lambda p, s: (_train_step(cfg, hook, (x_all, y_all, epoch_offset), p, s), None)
+        body = lambda p, s: (_train_step(cfg, hook, kernel, (x_all, y_all, epoch_offset), p, s), None)
         return jax.lax.scan(body, pop, start + jnp.arange(n_steps))[0]
     return jax.jit(run, donate_argnums=(0,))
 
@@ -207,7 +243,7 @@ def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None
     pop = jax.tree.map(lambda a: jnp.array(a, copy=True), pop)  # the chunks donate their input
     while done < total:
         n = min(cfg.chunk_steps, total - done)
-        pop = _chunk_fn(cfg, hook, n)(pop, x_all, y_all, jnp.int32(done), jnp.int32(epoch_offset))
+        pop = chunk_fn(cfg, hook, n)(pop, x_all, y_all, jnp.int32(done), jnp.int32(epoch_offset))
         done += n
         if observe is not None:
             observe(pop)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sparsejax import data, mlp, shuffle, train
+from sparsejax.kernels import cpu as cpu_kernel
 
 WIDTHS = (4, 5, 3)
 
@@ -49,13 +50,16 @@ def _np_forward_backward(ws, bs, x, y):
     return gws, gbs
 
 
+_batch_indices = jax.jit(shuffle.batch_indices, static_argnums=(2, 3, 4))
+
+
 def _np_train(params, masks, x_all, y_all, key, lr, factor_of_epoch, steps, spe, bs=128, mu=0.9, wd=5e-4):
     ws = [np.asarray(l["w"], np.float64) * np.asarray(m["w"]) for l, m in zip(params, masks)]
     bs_ = [np.asarray(l["b"], np.float64) * np.asarray(m["b"]) for l, m in zip(params, masks)]
     mw = [np.zeros_like(w) for w in ws]
     mb = [np.zeros_like(b) for b in bs_]
     for t in range(steps):
-        idx = np.asarray(shuffle.batch_indices(key, jnp.int32(t), len(x_all), bs, spe))
+        idx = np.asarray(_batch_indices(key, jnp.int32(t), len(x_all), bs, spe))
         gws, gbs = _np_forward_backward(ws, bs_, x_all[idx].astype(np.float64), y_all[idx])
         eta = lr * factor_of_epoch(t // spe)
         for l, m in enumerate(masks):
@@ -66,14 +70,22 @@ def _np_train(params, masks, x_all, y_all, key, lr, factor_of_epoch, steps, spe,
     return ws, bs_
 
 
+def _needs(kernel):
+    if kernel == "fused" and not cpu_kernel.available():
+        pytest.skip(f"the fused CPU kernel is unavailable here: {cpu_kernel.why_unavailable()}")
+
+
+@pytest.mark.parametrize("kernel", ["xla", "fused"])
 @pytest.mark.parametrize("schedule,factor", [
     ("step", lambda e: 0.1 ** ((e >= 1) + (e >= 2))),
     ("cosine", lambda e: 0.5 * (1 + np.cos(np.pi * e / 5))),
 ])
-def test_matches_numpy_sgd(schedule, factor):
+def test_matches_numpy_sgd(schedule, factor, kernel):
+    _needs(kernel)
     x, y = _subset(700)  # 5 full minibatches per epoch; drop_last drops 60 points each epoch
     pop = _population(3, schedule=schedule, lr=0.2, density=0.6)
-    cfg = train.TrainConfig(widths=WIDTHS, epochs=5, batch_size=128, milestones=(1, 2), chunk_steps=7)
+    cfg = train.TrainConfig(widths=WIDTHS, epochs=5, batch_size=128, milestones=(1, 2), chunk_steps=7,
+                            kernel=kernel)
     out = train.train(pop, x, y, cfg)
     spe = cfg.steps_per_epoch(len(x))
     assert spe == 5
@@ -86,12 +98,14 @@ def test_matches_numpy_sgd(schedule, factor):
             np.testing.assert_allclose(out.params[l]["b"][i], bs[l], rtol=1e-5, atol=1e-6)
 
 
-def test_population_independence_and_chunking():
+@pytest.mark.parametrize("kernel", ["xla", "fused"])
+def test_population_independence_and_chunking(kernel):
+    _needs(kernel)
     x, y = _subset(1280)
     big = _population(64, density=0.5)
     alone = jax.tree.map(lambda a: a[17:18], big)
-    cfg_a = train.TrainConfig(widths=WIDTHS, epochs=3, chunk_steps=30)
-    cfg_b = train.TrainConfig(widths=WIDTHS, epochs=3, chunk_steps=7)
+    cfg_a = train.TrainConfig(widths=WIDTHS, epochs=3, chunk_steps=30, kernel=kernel)
+    cfg_b = train.TrainConfig(widths=WIDTHS, epochs=3, chunk_steps=7, kernel=kernel)
     out_big = train.train(big, x, y, cfg_a)
     out_one = train.train(alone, x, y, cfg_b)
     for lb, lo in zip(jax.tree.leaves(out_big.params), jax.tree.leaves(out_one.params)):
@@ -111,9 +125,11 @@ def test_masked_entries_stay_zero():
     np.testing.assert_array_equal(np.asarray(mlp.weight_nnz(out.params)), np.asarray(mlp.weight_nnz(pop.masks)))
 
 
-def test_divergence_is_contained():
+@pytest.mark.parametrize("kernel", ["xla", "fused"])
+def test_divergence_is_contained(kernel):
+    _needs(kernel)
     x, y = _subset(1280)
-    cfg = train.TrainConfig(widths=WIDTHS, epochs=2, chunk_steps=20)
+    cfg = train.TrainConfig(widths=WIDTHS, epochs=2, chunk_steps=20, kernel=kernel)
     lr = jnp.asarray([0.1, 1e6, 0.1, 0.05], jnp.float32)
     pop = _population(4)._replace(lr=lr)
     out = train.train(pop, x, y, cfg)
@@ -148,3 +164,15 @@ def test_lr_factor_schedules():
     np.testing.assert_allclose(step[30:], 0.01, rtol=1e-6)
     with pytest.raises(ValueError, match="schedule"):
         train.schedule_ids(["linear"])
+
+
+def test_fused_kernel_equals_xla_step():
+    _needs("fused")
+    x, y = _subset(1280)
+    pop = _population(6, widths=(16, 16, 16), density=0.4)
+    outs = [train.train(pop, x, y, train.TrainConfig(widths=(16, 16, 16), epochs=1, chunk_steps=10, kernel=k))
+            for k in ("xla", "fused")]
+    for a, b in zip(jax.tree.leaves(outs[0].params), jax.tree.leaves(outs[1].params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="kernel"):
+        train.TrainConfig(kernel="cuda")

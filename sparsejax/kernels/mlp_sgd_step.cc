@@ -1,0 +1,216 @@
+// One masked-MLP SGD step for a whole population, on the CPU (an XLA FFI custom call).
+//
+// For every model p (independently, so NaNs never cross models):
+//   forward  z_l = h_{l-1} W_l + b_l, h_l = relu(z_l) (the last layer is linear, one logit)
+//   loss     mean binary cross-entropy with logits over the B examples
+//   backward dz_L = (sigmoid(z_L) - y) / B; gW_l = h_{l-1}^T dz_l; gb_l = sum_b dz_l;
+//            dz_{l-1} = (dz_l W_l^T) * [z_{l-1} > 0]
+//   update   d = (g + wd p) m; buf = mu buf + d; p = (p - lr_p buf) m   (PyTorch SGD, masked)
+// Models are split into contiguous blocks run on XLA's intra-op thread pool. Every loop over
+// output units is an axpy over contiguous memory, so the compiler vectorises it without
+// reassociating any sum. Layout per layer: W (P, I, O) row-major, b (P, O).
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+struct Layer {
+  const float *w, *b, *mw, *mb, *kw, *kb;  // params, momentum, masks
+  float *ow, *ob, *omw, *omb;              // outputs
+  int64_t in, out;
+};
+
+// sum_r a[r] * b[r] with 16 independent partial sums, so it vectorises without -ffast-math
+inline float dot(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
+  float acc[16] = {0.f};
+  int64_t r = 0;
+  for (; r + 16 <= n; r += 16)
+    for (int k = 0; k < 16; ++k) acc[k] += a[r + k] * b[r + k];
+  float t = 0.f;
+  for (; r < n; ++r) t += a[r] * b[r];
+  for (int k = 0; k < 16; ++k) t += acc[k];
+  return t;
+}
+
+inline float sum(const float* __restrict__ a, int64_t n) {
+  float acc[16] = {0.f};
+  int64_t r = 0;
+  for (; r + 16 <= n; r += 16)
+    for (int k = 0; k < 16; ++k) acc[k] += a[r + k];
+  float t = 0.f;
+  for (; r < n; ++r) t += a[r];
+  for (int k = 0; k < 16; ++k) t += acc[k];
+  return t;
+}
+
+constexpr int64_t RB = 64;  // examples per register block (four 16-lane vectors)
+
+// out[:] = init + sum_k coef[k * stride] * rows[k][:] over n examples: accumulators stay in
+// registers for a block of RB examples while the K rows stream through (one load per FMA).
+inline void combine(float init, const float* __restrict__ coef, int64_t stride, const float* __restrict__ rows,
+                    int64_t K, int64_t n, float* __restrict__ out) {
+  int64_t r0 = 0;
+  for (; r0 + RB <= n; r0 += RB) {
+    float acc[RB];
+    for (int64_t r = 0; r < RB; ++r) acc[r] = init;
+    for (int64_t k = 0; k < K; ++k) {
+      const float c = coef[k * stride];
+      const float* row = rows + k * n + r0;
+      for (int64_t r = 0; r < RB; ++r) acc[r] += c * row[r];
+    }
+    for (int64_t r = 0; r < RB; ++r) out[r0 + r] = acc[r];
+  }
+  for (int64_t r = r0; r < n; ++r) {
+    float a = init;
+    for (int64_t k = 0; k < K; ++k) a += coef[k * stride] * rows[k * n + r];
+    out[r] = a;
+  }
+}
+
+// Activations are kept unit-major (units x B) so every inner loop runs over the B examples.
+void step_model(int64_t p, const std::vector<Layer>& L, const float* x, const float* y, const float* lr,
+                int64_t B, float mu, float wd, std::vector<float>& scratch) {
+  const int64_t nl = static_cast<int64_t>(L.size());
+  int64_t width = L[0].in, off = 0;
+  std::vector<int64_t> zoff(nl + 1);
+  zoff[0] = 0;                          // the input, transposed (in_0 x B)
+  off = L[0].in * B;
+  for (int64_t l = 0; l < nl; ++l) { zoff[l + 1] = off; off += B * L[l].out; width = std::max({width, L[l].out, L[l].in}); }
+  const int64_t d0 = off, d1 = d0 + B * width, hb = d1 + B * width, gw = hb + B * width;
+  const int64_t need = gw + width * width + width;
+  if (static_cast<int64_t>(scratch.size()) < need) scratch.resize(need);
+  float* s = scratch.data();
+  const int64_t I0 = L[0].in;
+  const float* xp = x + p * B * I0;
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t i = 0; i < I0; ++i) s[i * B + r] = xp[r * I0 + i];
+  float* hbuf = s + hb;  // relu(z) of the layer feeding the current one
+  // forward: z_{l+1}[o, :] = b[o] + sum_i W[i, o] relu(z_l)[i, :]
+  for (int64_t l = 0; l < nl; ++l) {
+    const int64_t I = L[l].in, O = L[l].out;
+    const float* __restrict__ w = L[l].w + p * I * O;
+    const float* __restrict__ b = L[l].b + p * O;
+    const float* h = s + zoff[l];
+    if (l > 0) {
+      for (int64_t k = 0; k < I * B; ++k) hbuf[k] = h[k] > 0.f ? h[k] : 0.f;
+      h = hbuf;
+    }
+    float* __restrict__ z = s + zoff[l + 1];
+    for (int64_t o = 0; o < O; ++o) combine(b[o], w + o, O, h, I, B, z + o * B);
+  }
+  // d loss / d logit for the mean BCE with logits
+  float* dz = s + d0;
+  float* dprev = s + d1;
+  const float* zl = s + zoff[nl];
+  const float* yp = y + p * B;
+  for (int64_t r = 0; r < B; ++r) dz[r] = (1.f / (1.f + std::exp(-zl[r])) - yp[r]) / static_cast<float>(B);
+  const float eta = lr[p];
+  for (int64_t l = nl - 1; l >= 0; --l) {
+    const Layer& ly = L[l];
+    const int64_t I = ly.in, O = ly.out;
+    const float* __restrict__ w = ly.w + p * I * O;
+    const float* zin = s + zoff[l];  // pre-activation of the input units (the data for l = 0)
+    const float* h = zin;
+    if (l > 0) {
+      for (int64_t k = 0; k < I * B; ++k) hbuf[k] = zin[k] > 0.f ? zin[k] : 0.f;
+      h = hbuf;
+    }
+    float* __restrict__ g = s + gw;
+    float* __restrict__ gb = g + I * O;
+    for (int64_t o = 0; o < O; ++o) {
+      gb[o] = sum(dz + o * B, B);
+      for (int64_t i = 0; i < I; ++i) g[i * O + o] = dot(h + i * B, dz + o * B, B);
+    }
+    if (l > 0) {  // gradient to the previous layer, with this layer's weights before the update
+      for (int64_t i = 0; i < I; ++i) {
+        float* __restrict__ pi = dprev + i * B;
+        combine(0.f, w + i * O, 1, dz, O, B, pi);
+        const float* zi = zin + i * B;
+        for (int64_t r = 0; r < B; ++r) pi[r] = zi[r] > 0.f ? pi[r] : 0.f;
+      }
+    }
+    // masked SGD with momentum and weight decay (PyTorch semantics)
+    const int64_t nw = I * O;
+    const float *__restrict__ kw = ly.kw + p * nw, *__restrict__ mw = ly.mw + p * nw;
+    float *__restrict__ ow = ly.ow + p * nw, *__restrict__ omw = ly.omw + p * nw;
+    for (int64_t k = 0; k < nw; ++k) {
+      const float d = (g[k] + wd * w[k]) * kw[k];
+      const float m = mu * mw[k] + d;
+      omw[k] = m;
+      ow[k] = (w[k] - eta * m) * kw[k];
+    }
+    const float *__restrict__ b = ly.b + p * O, *__restrict__ kb = ly.kb + p * O, *__restrict__ mb = ly.mb + p * O;
+    float *__restrict__ ob = ly.ob + p * O, *__restrict__ omb = ly.omb + p * O;
+    for (int64_t o = 0; o < O; ++o) {
+      const float d = (gb[o] + wd * b[o]) * kb[o];
+      const float m = mu * mb[o] + d;
+      omb[o] = m;
+      ob[o] = (b[o] - eta * m) * kb[o];
+    }
+    std::swap(dz, dprev);
+  }
+}
+
+// args: x (P,B,I0), y (P,B), lr (P), then per layer w, b, mw, mb, kw, kb
+// rets: per layer w, b, mw, mb
+ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, float mu, float wd) {
+  auto x = args.get<ffi::Buffer<ffi::F32>>(0);
+  auto y = args.get<ffi::Buffer<ffi::F32>>(1);
+  auto lr = args.get<ffi::Buffer<ffi::F32>>(2);
+  if (!x || !y || !lr) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "x, y, lr must be f32 buffers");
+  const auto xd = x->dimensions();
+  if (xd.size() != 3) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "x must be (P, B, I)");
+  const int64_t P = xd[0], B = xd[1];
+  if ((args.size() - 3) % 6 != 0 || rets.size() * 6 != (args.size() - 3) * 4)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected 6 inputs and 4 outputs per layer");
+  const int64_t nl = (args.size() - 3) / 6;
+  std::vector<Layer> L(nl);
+  for (int64_t l = 0; l < nl; ++l) {
+    ffi::ErrorOr<ffi::Buffer<ffi::F32>> in[6] = {
+        args.get<ffi::Buffer<ffi::F32>>(3 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(4 + 6 * l),
+        args.get<ffi::Buffer<ffi::F32>>(5 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(6 + 6 * l),
+        args.get<ffi::Buffer<ffi::F32>>(7 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(8 + 6 * l)};
+    ffi::ErrorOr<ffi::Result<ffi::Buffer<ffi::F32>>> out[4] = {
+        rets.get<ffi::Buffer<ffi::F32>>(4 * l), rets.get<ffi::Buffer<ffi::F32>>(4 * l + 1),
+        rets.get<ffi::Buffer<ffi::F32>>(4 * l + 2), rets.get<ffi::Buffer<ffi::F32>>(4 * l + 3)};
+    for (auto& a : in) if (!a) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "layer inputs must be f32");
+    for (auto& a : out) if (!a) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "layer outputs must be f32");
+    const auto wd_ = in[0]->dimensions();
+    if (wd_.size() != 3 || wd_[0] != P) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "w must be (P, I, O)");
+    L[l] = Layer{in[0]->typed_data(), in[1]->typed_data(), in[2]->typed_data(), in[3]->typed_data(),
+                 in[4]->typed_data(), in[5]->typed_data(), (*out[0])->typed_data(), (*out[1])->typed_data(),
+                 (*out[2])->typed_data(), (*out[3])->typed_data(), wd_[1], wd_[2]};
+  }
+  const float *xp = x->typed_data(), *yp = y->typed_data(), *lp = lr->typed_data();
+  const int64_t n_threads = std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), P));
+  const int64_t per = (P + n_threads - 1) / n_threads;
+  std::atomic<int64_t> pending(n_threads - 1);
+  auto run_block = [&](int64_t t) {
+    std::vector<float> scratch;
+    const int64_t lo = t * per, hi = std::min(P, lo + per);
+    for (int64_t p = lo; p < hi; ++p) step_model(p, L, xp, yp, lp, B, mu, wd, scratch);
+  };
+  for (int64_t t = 1; t < n_threads; ++t)
+    pool.Schedule([&, t] { run_block(t); pending.fetch_sub(1, std::memory_order_release); });
+  run_block(0);
+  while (pending.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SparsejaxMlpSgdStep, StepImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .RemainingArgs()
+                                  .RemainingRets()
+                                  .Attr<float>("momentum")
+                                  .Attr<float>("weight_decay"));
