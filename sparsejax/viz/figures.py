@@ -95,7 +95,8 @@ def _styled(builder):
 def _figure(n_panels: int, ncols: int | None = None, panel: tuple[float, float] = (3.2, 2.5)) -> tuple[Figure, list]:
     ncols = ncols or (2 if n_panels == 4 else min(3, n_panels))
     nrows = -(-n_panels // ncols)
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    # room for the outside legend and a title wider than one panel
+    fig = Figure(figsize=(max(panel[0] * ncols + 1.6, 6.4), panel[1] * nrows + 0.4), layout="constrained")
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n_panels)]
     return fig, axes
 
