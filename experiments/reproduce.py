@@ -141,6 +141,8 @@ def main(argv):
         raise ValueError(f"--preset: unknown {name!r}; allowed: {', '.join(PRESETS)}")
     p = PRESETS[name]
     store = args.store
+    if args.dry_run and not os.path.isdir(os.path.dirname(os.path.abspath(store))):
+        store = None  # nothing can be done yet where the folder does not exist
     if name == "demo":
         if not args.dry_run:
             os.makedirs(FLAGS.out, exist_ok=True)

@@ -34,6 +34,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 Params = tuple  # tuple[dict, ...] as in sparsejax.mlp
@@ -249,6 +250,20 @@ def _vmap_masks(fn: Any) -> Any:
 
 
 connectivity_stats_population = jax.jit(_vmap_masks(connectivity_stats))
+
+RECORD_FIELDS = ("direct_weight_nnz", "direct_bias_nnz", "direct_model_nnz",
+                 "effective_weight_nnz", "effective_bias_nnz", "effective_model_nnz",
+                 "folded_weight_nnz", "folded_bias_nnz", "folded_model_nnz", "active_units",
+                 "n_input_dead", "n_output_dead", "n_constant", "layer_collapse", "n_paths")
+
+
+def stats_records(stats: dict) -> list[dict]:
+    """Population stats (arrays with a leading P) as one plain-Python dict per model, with the
+    fields every run record keeps (JSON-ready: ints, bools, lists)."""
+    host = {k: np.asarray(stats[k]) for k in RECORD_FIELDS}
+    p = len(host["direct_model_nnz"])
+    return [{k: (v[i].tolist() if v[i].ndim else (bool(v[i]) if v.dtype == bool else v[i].item()))
+             for k, v in host.items()} for i in range(p)]
 fold_constant_units_population = jax.jit(_vmap_masks(fold_constant_units))
 effective_masks_population = jax.jit(_vmap_masks(effective_masks))
 effective_weight_masks_population = jax.jit(_vmap_masks(effective_weight_masks))

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparsejax import data, mlp, train
+from sparsejax import connectivity, data, mlp, train
 from sparsejax.pruning import registry
 from sparsejax.search.product import MaskSpace
 from sparsejax.sweep import identity
@@ -209,6 +209,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     pop = place(pop) if place is not None else pop
     pop = method.fit(pop, x_all, y_all, tcfg, progress=progress, observe=observe)
     metrics = train.evaluate(pop.params, x_all, y_all)
+    conn = connectivity.stats_records(connectivity.connectivity_stats_population(pop.params, pop.masks))
     seconds = time.perf_counter() - t0
     records = []
     host_params = jax.tree.map(np.asarray, pop.params)
@@ -222,6 +223,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
             "diverged": bool(diverged[i]), "train_seconds": seconds / len(cfgs),
             "mask_weight_count": int(sum(np.sum(m["w"][i]) for m in host_masks)),
             "bias_rule": {"search": "in_degree", "structured": "blocks"}.get(kind, "out_degree"),
+            "connectivity": conn[i],
             "masks": jax.tree.map(lambda a: a[i], host_masks),
             "params": jax.tree.map(lambda a: a[i], host_params),
         })

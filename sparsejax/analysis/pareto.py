@@ -19,10 +19,6 @@ from sparsejax.sweep.store import Store
 
 SEARCH_KINDS = ("structured", "search")
 # Connectivity fields a record's metrics may carry (sparsejax.connectivity.connectivity_stats).
-CONNECTIVITY_FIELDS = ("direct_weight_nnz", "direct_bias_nnz", "direct_model_nnz",
-                       "effective_weight_nnz", "effective_bias_nnz", "effective_model_nnz",
-                       "folded_weight_nnz", "folded_bias_nnz", "folded_model_nnz", "active_units",
-                       "n_input_dead", "n_output_dead", "n_constant", "layer_collapse", "n_paths")
 
 
 def _finite_points(nnz: Sequence[float], acc: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,15 +173,7 @@ def _connectivity_of(blobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     params, masks = params + params[-1:] * pad, masks + masks[-1:] * pad
     stack = lambda trees: jax.tree.map(lambda *a: np.stack(a).astype(np.float32), *trees)
     stats = connectivity.connectivity_stats_population(stack(params), stack(masks))
-    stats = {k: np.asarray(v) for k, v in stats.items()}
-    out = []
-    for i in range(len(blobs)):
-        row = {}
-        for key in CONNECTIVITY_FIELDS:
-            v = stats[key][i]
-            row[key] = v.tolist() if v.ndim else (bool(v) if v.dtype == bool else v.item())
-        out.append(row)
-    return out
+    return connectivity.stats_records(stats)[:len(blobs)]
 
 
 def add_connectivity(rows: list[dict], store_path: str | os.PathLike, kinds: Sequence[str] = ("pruning", "dense"),

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -189,19 +190,35 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
                  in[4]->typed_data(), in[5]->typed_data(), (*out[0])->typed_data(), (*out[1])->typed_data(),
                  (*out[2])->typed_data(), (*out[3])->typed_data(), wd_[1], wd_[2]};
   }
-  const float *xp = x->typed_data(), *yp = y->typed_data(), *lp = lr->typed_data();
-  const int64_t n_threads = std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), P));
-  const int64_t per = (P + n_threads - 1) / n_threads;
-  std::atomic<int64_t> pending(n_threads - 1);
-  auto run_block = [&](int64_t t) {
-    std::vector<float> scratch;
-    const int64_t lo = t * per, hi = std::min(P, lo + per);
-    for (int64_t p = lo; p < hi; ++p) step_model(p, L, xp, yp, lp, B, mu, wd, scratch);
+  // Blocks of models are claimed from a shared counter by the calling thread and by helper
+  // tasks on XLA's pool. The caller works too and waits only for claimed blocks to finish, so
+  // it never deadlocks when the pool is busy (several devices); a task that starts late finds
+  // no block left and touches nothing but the heap state it co-owns.
+  struct Shared {
+    std::vector<Layer> L;
+    const float *x, *y, *lr;
+    int64_t B, P, block, n_blocks;
+    float mu, wd;
+    std::atomic<int64_t> next{0}, done{0};
   };
-  for (int64_t t = 1; t < n_threads; ++t)
-    pool.Schedule([&, t] { run_block(t); pending.fetch_sub(1, std::memory_order_release); });
-  run_block(0);
-  while (pending.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+  auto st = std::make_shared<Shared>();
+  st->L = L;
+  st->x = x->typed_data(); st->y = y->typed_data(); st->lr = lr->typed_data();
+  st->B = B; st->P = P; st->mu = mu; st->wd = wd;
+  st->block = std::max<int64_t>(1, std::min<int64_t>(16, P / std::max<int64_t>(1, 4 * pool.num_threads())));
+  st->n_blocks = (P + st->block - 1) / st->block;
+  auto work = [](Shared& s) {
+    std::vector<float> scratch;
+    for (int64_t k; (k = s.next.fetch_add(1)) < s.n_blocks;) {
+      const int64_t hi = std::min(s.P, (k + 1) * s.block);
+      for (int64_t p = k * s.block; p < hi; ++p) step_model(p, s.L, s.x, s.y, s.lr, s.B, s.mu, s.wd, scratch);
+      s.done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  const int64_t helpers = std::min<int64_t>(pool.num_threads(), st->n_blocks - 1);
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule([st, work] { work(*st); });
+  work(*st);
+  while (st->done.load(std::memory_order_acquire) < st->n_blocks) std::this_thread::yield();
   return ffi::Error::Success();
 }
 

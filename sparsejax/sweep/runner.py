@@ -108,7 +108,7 @@ def _check_store_path(store_path: str | os.PathLike | None, dry_run: bool) -> st
     path = os.fspath(store_path)
     if os.path.isdir(path):
         raise ValueError(f"store: {path} is a directory, not a sweep store file")
-    if not dry_run and not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    if not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise ValueError(f"store: {path}: directory {os.path.dirname(os.path.abspath(path))} does not exist")
     return path
 
@@ -141,18 +141,26 @@ def _hms(seconds: float) -> str:
 
 
 class _ChunkClock:
-    """Collects ``progress(done, total, seconds)`` calls of one population.
+    """Collects ``progress(done, total, seconds)`` calls of one population and logs one line per
+    chunk: steps done, model-steps/s since the first chunk (which holds the compile), and the
+    population's ETA, prefixed by `label` (which population, how many runs are done).
 
-    ``steady()`` is (steps, seconds) over chunks after the first of each training pass: the
-    first chunk holds the compile, the rest measure training alone.
+    ``steady()`` is (steps, seconds) over chunks after the first of each training pass.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "", models: int = 1, log: Log | None = None) -> None:
         self.events: list[tuple[int, float]] = []
+        self.label, self.models, self.log = label, models, log
 
     def __call__(self, done: int, total: int, seconds: float) -> None:
         self.events.append((int(done), float(seconds)))
-        logging.debug("  chunk: %d/%d steps, %.2fs", done, total, seconds)
+        if self.log is None:
+            return
+        steps, secs = self.steady()
+        rate = self.models * steps / secs if secs > 0 else 0.0
+        eta = (total - done) * self.models / rate if rate > 0 else 0.0
+        self.log(f"{self.label} step {done}/{total}, "
+                 + (f"{rate:,.0f} model-steps/s, ETA {_hms(eta)}" if rate else "compiling and first chunk done"))
 
     def steady(self) -> tuple[int, float]:
         steps, secs = 0, 0.0
@@ -250,7 +258,8 @@ def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_st
         pop = _not_yet_done(store, pop)  # another process may have finished some meanwhile
         if not pop:
             continue
-        clock = _ChunkClock()
+        clock = _ChunkClock(f"sweep: chunk of population {k}/{len(pops)} ({done}/{len(plan)} runs done):",
+                            bucket_size(len(pop), len(devices)), log)
         t0 = time.perf_counter()
         records = train_population(pop, chunk_steps, devices, progress=clock)
         store.write_records(records)
