@@ -185,17 +185,21 @@ _WARNED: list = []
 def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop: Population,
                 step: Array) -> Population:
     x_all, y_all, epoch_offset = data
-    x, y = population_batch(pop, x_all, y_all, step, cfg, epoch_offset)
+    spe = cfg.steps_per_epoch(x_all.shape[0])
+    batch = lambda p: population_batch(p, x_all, y_all, step, cfg, epoch_offset)  # noqa: E731
     if hook is not None:
-        pop = jax.lax.cond(hook.is_event(step), lambda p: hook.update(p, step, x, y), lambda p: p, pop)
+        pop = jax.lax.cond(hook.is_event(step), lambda p: hook.update(p, step, *batch(p)), lambda p: p, pop)
 
     def sgd(pop: Population) -> Population:
-        spe = cfg.steps_per_epoch(x_all.shape[0])
         lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
-        if kernel == "fused":
-            params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, lr,
+        if kernel == "fused":  # the kernel draws each model's minibatch itself
+            epoch = step // spe + epoch_offset
+            keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
+            params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
+                                              (step % spe) * cfg.batch_size, lr, cfg.batch_size,
                                               cfg.momentum, cfg.weight_decay)
         else:
+            x, y = batch(pop)
             grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
             params, mom = jax.vmap(functools.partial(sgd_update, momentum_coef=cfg.momentum,
                                                      weight_decay=cfg.weight_decay))(

@@ -93,19 +93,24 @@ def why_unavailable() -> str:
     return _register()
 
 
-def sgd_step(params, masks, momentum, x_PxBxI, y_PxB, lr_P, momentum_coef: float, weight_decay: float):
-    """(params, momentum) after one masked SGD step of every model; same contract as
-    ``train.sgd_update`` applied to ``grad(mlp.loss)``, computed by the fused kernel."""
+def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
+             batch_size: int, momentum_coef: float, weight_decay: float):
+    """(params, momentum) after one masked SGD step of every model. Model p trains on positions
+    [start, start + batch_size) of the keyed permutation with round keys ``round_keys_Px4[p]``
+    (exactly :func:`sparsejax.shuffle.permute`), gathered from ``x_all``/``y_all`` inside the
+    kernel; otherwise the same contract as ``train.sgd_update`` applied to ``grad(mlp.loss)``."""
     why = _register()
     if why:
         raise RuntimeError(why)
-    flat_in = [x_PxBxI.astype(jnp.float32), y_PxB.astype(jnp.float32), lr_P.astype(jnp.float32)]
+    flat_in = [x_all.astype(jnp.float32), y_all.astype(jnp.float32), round_keys_Px4.astype(jnp.uint32),
+               jnp.reshape(start, (1,)).astype(jnp.int32), lr_P.astype(jnp.float32)]
     out_types = []
     for p, m, b in zip(params, masks, momentum):
         flat_in += [p["w"], p["b"], b["w"], b["b"], m["w"], m["b"]]
         out_types += [jax.ShapeDtypeStruct(p["w"].shape, jnp.float32), jax.ShapeDtypeStruct(p["b"].shape, jnp.float32)] * 2
     outs = jax.ffi.ffi_call(TARGET, out_types, vmap_method="sequential")(
-        *flat_in, momentum=np.float32(momentum_coef), weight_decay=np.float32(weight_decay))
+        *flat_in, momentum=np.float32(momentum_coef), weight_decay=np.float32(weight_decay),
+        batch=np.int64(batch_size))
     new_params = tuple({"w": outs[4 * l], "b": outs[4 * l + 1]} for l in range(len(params)))
     new_mom = tuple({"w": outs[4 * l + 2], "b": outs[4 * l + 3]} for l in range(len(params)))
     return new_params, new_mom

@@ -29,6 +29,29 @@ struct Layer {
   int64_t in, out;
 };
 
+// The keyed permutation of sparsejax/shuffle.py (4-round Feistel on 2^(2h) with cycle walking):
+// must stay bit-identical to it (the tests compare the two trainers).
+inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; return x ^ (x >> 16);
+}
+
+inline uint32_t feistel(uint32_t v, const uint32_t* k, int h) {
+  const uint32_t mask = (1u << h) - 1u;
+  uint32_t left = v >> h, right = v & mask;
+  for (int r = 0; r < 4; ++r) {
+    const uint32_t t = right;
+    right = left ^ (mix32(right ^ k[r]) & mask);
+    left = t;
+  }
+  return (left << h) | right;
+}
+
+inline int64_t permute(uint32_t pos, const uint32_t* k, int h, uint32_t n) {
+  uint32_t v = feistel(pos, k, h);
+  while (v >= n) v = feistel(v, k, h);
+  return v;
+}
+
 // sum_r a[r] * b[r] with 16 independent partial sums, so it vectorises without -ffast-math
 inline float dot(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
   float acc[16] = {0.f};
@@ -77,7 +100,14 @@ inline void combine(float init, const float* __restrict__ coef, int64_t stride, 
 }
 
 // Activations are kept unit-major (units x B) so every inner loop runs over the B examples.
-void step_model(int64_t p, const std::vector<Layer>& L, const float* x, const float* y, const float* lr,
+struct Data {
+  const float *x, *y;      // the whole dataset: x (N, I0), y (N)
+  const uint32_t* keys;    // (P, 4) round keys of this epoch's permutation, per model
+  int64_t n, start;        // N and the first position of this step's minibatch
+  int h;                   // Feistel half bits
+};
+
+void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const float* lr,
                 int64_t B, float mu, float wd, std::vector<float>& scratch) {
   const int64_t nl = static_cast<int64_t>(L.size());
   int64_t width = L[0].in, off = 0;
@@ -86,13 +116,17 @@ void step_model(int64_t p, const std::vector<Layer>& L, const float* x, const fl
   off = L[0].in * B;
   for (int64_t l = 0; l < nl; ++l) { zoff[l + 1] = off; off += B * L[l].out; width = std::max({width, L[l].out, L[l].in}); }
   const int64_t d0 = off, d1 = d0 + B * width, hb = d1 + B * width, gw = hb + B * width;
-  const int64_t need = gw + width * width + width;
+  const int64_t yb = gw + width * width + width, need = yb + B;
   if (static_cast<int64_t>(scratch.size()) < need) scratch.resize(need);
   float* s = scratch.data();
   const int64_t I0 = L[0].in;
-  const float* xp = x + p * B * I0;
-  for (int64_t r = 0; r < B; ++r)
-    for (int64_t i = 0; i < I0; ++i) s[i * B + r] = xp[r * I0 + i];
+  float* yp = s + yb;
+  const uint32_t* key = D.keys + 4 * p;
+  for (int64_t r = 0; r < B; ++r) {  // gather this model's minibatch, transposed
+    const int64_t idx = permute(static_cast<uint32_t>(D.start + r), key, D.h, static_cast<uint32_t>(D.n));
+    for (int64_t i = 0; i < I0; ++i) s[i * B + r] = D.x[idx * I0 + i];
+    yp[r] = D.y[idx];
+  }
   float* hbuf = s + hb;  // relu(z) of the layer feeding the current one
   // forward: z_{l+1}[o, :] = b[o] + sum_i W[i, o] relu(z_l)[i, :]
   for (int64_t l = 0; l < nl; ++l) {
@@ -111,7 +145,6 @@ void step_model(int64_t p, const std::vector<Layer>& L, const float* x, const fl
   float* dz = s + d0;
   float* dprev = s + d1;
   const float* zl = s + zoff[nl];
-  const float* yp = y + p * B;
   for (int64_t r = 0; r < B; ++r) dz[r] = (1.f / (1.f + std::exp(-zl[r])) - yp[r]) / static_cast<float>(B);
   const float eta = lr[p];
   for (int64_t l = nl - 1; l >= 0; --l) {
@@ -160,25 +193,34 @@ void step_model(int64_t p, const std::vector<Layer>& L, const float* x, const fl
   }
 }
 
-// args: x (P,B,I0), y (P,B), lr (P), then per layer w, b, mw, mb, kw, kb
-// rets: per layer w, b, mw, mb
-ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, float mu, float wd) {
+// args: x_all (N,I0), y_all (N), keys (P,4) u32, start (1) i32, lr (P),
+//       then per layer w, b, mw, mb, kw, kb;  rets: per layer w, b, mw, mb.  Attr batch = B.
+ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, float mu, float wd,
+                    int64_t B) {
   auto x = args.get<ffi::Buffer<ffi::F32>>(0);
   auto y = args.get<ffi::Buffer<ffi::F32>>(1);
-  auto lr = args.get<ffi::Buffer<ffi::F32>>(2);
-  if (!x || !y || !lr) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "x, y, lr must be f32 buffers");
+  auto keys = args.get<ffi::Buffer<ffi::U32>>(2);
+  auto start = args.get<ffi::Buffer<ffi::S32>>(3);
+  auto lr = args.get<ffi::Buffer<ffi::F32>>(4);
+  if (!x || !y || !keys || !start || !lr)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected x f32, y f32, keys u32, start s32, lr f32");
   const auto xd = x->dimensions();
-  if (xd.size() != 3) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "x must be (P, B, I)");
-  const int64_t P = xd[0], B = xd[1];
-  if ((args.size() - 3) % 6 != 0 || rets.size() * 6 != (args.size() - 3) * 4)
+  const auto kd = keys->dimensions();
+  if (xd.size() != 2 || kd.size() != 2 || kd[1] != 4)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "x must be (N, I) and keys (P, 4)");
+  const int64_t P = kd[0], N = xd[0];
+  int h = 1;
+  while ((int64_t{1} << (2 * h)) < N) ++h;
+  const int64_t A0 = 5;
+  if ((args.size() - A0) % 6 != 0 || rets.size() * 6 != (args.size() - A0) * 4)
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected 6 inputs and 4 outputs per layer");
-  const int64_t nl = (args.size() - 3) / 6;
+  const int64_t nl = (args.size() - A0) / 6;
   std::vector<Layer> L(nl);
   for (int64_t l = 0; l < nl; ++l) {
     ffi::ErrorOr<ffi::Buffer<ffi::F32>> in[6] = {
-        args.get<ffi::Buffer<ffi::F32>>(3 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(4 + 6 * l),
-        args.get<ffi::Buffer<ffi::F32>>(5 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(6 + 6 * l),
-        args.get<ffi::Buffer<ffi::F32>>(7 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(8 + 6 * l)};
+        args.get<ffi::Buffer<ffi::F32>>(A0 + 0 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(A0 + 1 + 6 * l),
+        args.get<ffi::Buffer<ffi::F32>>(A0 + 2 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(A0 + 3 + 6 * l),
+        args.get<ffi::Buffer<ffi::F32>>(A0 + 4 + 6 * l), args.get<ffi::Buffer<ffi::F32>>(A0 + 5 + 6 * l)};
     ffi::ErrorOr<ffi::Result<ffi::Buffer<ffi::F32>>> out[4] = {
         rets.get<ffi::Buffer<ffi::F32>>(4 * l), rets.get<ffi::Buffer<ffi::F32>>(4 * l + 1),
         rets.get<ffi::Buffer<ffi::F32>>(4 * l + 2), rets.get<ffi::Buffer<ffi::F32>>(4 * l + 3)};
@@ -196,14 +238,16 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
   // no block left and touches nothing but the heap state it co-owns.
   struct Shared {
     std::vector<Layer> L;
-    const float *x, *y, *lr;
+    Data D;
+    const float* lr;
     int64_t B, P, block, n_blocks;
     float mu, wd;
     std::atomic<int64_t> next{0}, done{0};
   };
   auto st = std::make_shared<Shared>();
   st->L = L;
-  st->x = x->typed_data(); st->y = y->typed_data(); st->lr = lr->typed_data();
+  st->D = Data{x->typed_data(), y->typed_data(), keys->typed_data(), N, start->typed_data()[0], h};
+  st->lr = lr->typed_data();
   st->B = B; st->P = P; st->mu = mu; st->wd = wd;
   st->block = std::max<int64_t>(1, std::min<int64_t>(16, P / std::max<int64_t>(1, 4 * pool.num_threads())));
   st->n_blocks = (P + st->block - 1) / st->block;
@@ -211,7 +255,7 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
     std::vector<float> scratch;
     for (int64_t k; (k = s.next.fetch_add(1)) < s.n_blocks;) {
       const int64_t hi = std::min(s.P, (k + 1) * s.block);
-      for (int64_t p = k * s.block; p < hi; ++p) step_model(p, s.L, s.x, s.y, s.lr, s.B, s.mu, s.wd, scratch);
+      for (int64_t p = k * s.block; p < hi; ++p) step_model(p, s.L, s.D, s.lr, s.B, s.mu, s.wd, scratch);
       s.done.fetch_add(1, std::memory_order_release);
     }
   };
@@ -230,4 +274,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SparsejaxMlpSgdStep, StepImpl,
                                   .RemainingArgs()
                                   .RemainingRets()
                                   .Attr<float>("momentum")
-                                  .Attr<float>("weight_decay"));
+                                  .Attr<float>("weight_decay")
+                                  .Attr<int64_t>("batch"));
