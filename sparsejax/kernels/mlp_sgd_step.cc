@@ -64,6 +64,30 @@ inline float dot(const float* __restrict__ a, const float* __restrict__ b, int64
   return t;
 }
 
+// g[i, o] = sum_r h[i, r] dz[o, r] for all i, o; four outputs at a time share each load of h.
+inline void grad_block(const float* __restrict__ h, const float* __restrict__ dz, int64_t I, int64_t O,
+                       int64_t n, float* __restrict__ g) {
+  for (int64_t i = 0; i < I; ++i) {
+    const float* hi = h + i * n;
+    int64_t o = 0;
+    for (; o + 4 <= O; o += 4) {
+      float a0[16] = {0.f}, a1[16] = {0.f}, a2[16] = {0.f}, a3[16] = {0.f};
+      const float *d0 = dz + o * n, *d1 = d0 + n, *d2 = d1 + n, *d3 = d2 + n;
+      int64_t r = 0;
+      for (; r + 16 <= n; r += 16)
+        for (int k = 0; k < 16; ++k) {
+          const float hv = hi[r + k];
+          a0[k] += hv * d0[r + k]; a1[k] += hv * d1[r + k]; a2[k] += hv * d2[r + k]; a3[k] += hv * d3[r + k];
+        }
+      float t0 = 0.f, t1 = 0.f, t2 = 0.f, t3 = 0.f;
+      for (; r < n; ++r) { t0 += hi[r] * d0[r]; t1 += hi[r] * d1[r]; t2 += hi[r] * d2[r]; t3 += hi[r] * d3[r]; }
+      for (int k = 0; k < 16; ++k) { t0 += a0[k]; t1 += a1[k]; t2 += a2[k]; t3 += a3[k]; }
+      g[i * O + o] = t0; g[i * O + o + 1] = t1; g[i * O + o + 2] = t2; g[i * O + o + 3] = t3;
+    }
+    for (; o < O; ++o) g[i * O + o] = dot(hi, dz + o * n, n);
+  }
+}
+
 inline float sum(const float* __restrict__ a, int64_t n) {
   float acc[16] = {0.f};
   int64_t r = 0;
@@ -99,7 +123,8 @@ inline void combine(float init, const float* __restrict__ coef, int64_t stride, 
   }
 }
 
-// Activations are kept unit-major (units x B) so every inner loop runs over the B examples.
+// Activations are kept unit-major (units x B) so every inner loop runs over the B examples;
+// hidden layers keep only their post-activations (ReLU(z) > 0 exactly where z > 0).
 struct Data {
   const float *x, *y;      // the whole dataset: x (N, I0), y (N)
   const uint32_t* keys;    // (P, 4) round keys of this epoch's permutation, per model
@@ -115,7 +140,7 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
   zoff[0] = 0;                          // the input, transposed (in_0 x B)
   off = L[0].in * B;
   for (int64_t l = 0; l < nl; ++l) { zoff[l + 1] = off; off += B * L[l].out; width = std::max({width, L[l].out, L[l].in}); }
-  const int64_t d0 = off, d1 = d0 + B * width, hb = d1 + B * width, gw = hb + B * width;
+  const int64_t d0 = off, d1 = d0 + B * width, gw = d1 + B * width;
   const int64_t yb = gw + width * width + width, need = yb + B;
   if (static_cast<int64_t>(scratch.size()) < need) scratch.resize(need);
   float* s = scratch.data();
@@ -127,19 +152,16 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
     for (int64_t i = 0; i < I0; ++i) s[i * B + r] = D.x[idx * I0 + i];
     yp[r] = D.y[idx];
   }
-  float* hbuf = s + hb;  // relu(z) of the layer feeding the current one
-  // forward: z_{l+1}[o, :] = b[o] + sum_i W[i, o] relu(z_l)[i, :]
+  // forward: a_{l+1}[o, :] = relu(b[o] + sum_i W[i, o] a_l[i, :]); the logit stays linear
   for (int64_t l = 0; l < nl; ++l) {
     const int64_t I = L[l].in, O = L[l].out;
     const float* __restrict__ w = L[l].w + p * I * O;
     const float* __restrict__ b = L[l].b + p * O;
     const float* h = s + zoff[l];
-    if (l > 0) {
-      for (int64_t k = 0; k < I * B; ++k) hbuf[k] = h[k] > 0.f ? h[k] : 0.f;
-      h = hbuf;
-    }
     float* __restrict__ z = s + zoff[l + 1];
     for (int64_t o = 0; o < O; ++o) combine(b[o], w + o, O, h, I, B, z + o * B);
+    if (l + 1 < nl)
+      for (int64_t k = 0; k < O * B; ++k) z[k] = z[k] > 0.f ? z[k] : 0.f;
   }
   // d loss / d logit for the mean BCE with logits
   float* dz = s + d0;
@@ -151,24 +173,17 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
     const Layer& ly = L[l];
     const int64_t I = ly.in, O = ly.out;
     const float* __restrict__ w = ly.w + p * I * O;
-    const float* zin = s + zoff[l];  // pre-activation of the input units (the data for l = 0)
-    const float* h = zin;
-    if (l > 0) {
-      for (int64_t k = 0; k < I * B; ++k) hbuf[k] = zin[k] > 0.f ? zin[k] : 0.f;
-      h = hbuf;
-    }
+    const float* h = s + zoff[l];  // post-activation of the input units (the data for l = 0)
     float* __restrict__ g = s + gw;
     float* __restrict__ gb = g + I * O;
-    for (int64_t o = 0; o < O; ++o) {
-      gb[o] = sum(dz + o * B, B);
-      for (int64_t i = 0; i < I; ++i) g[i * O + o] = dot(h + i * B, dz + o * B, B);
-    }
+    for (int64_t o = 0; o < O; ++o) gb[o] = sum(dz + o * B, B);
+    grad_block(h, dz, I, O, B, g);
     if (l > 0) {  // gradient to the previous layer, with this layer's weights before the update
       for (int64_t i = 0; i < I; ++i) {
         float* __restrict__ pi = dprev + i * B;
         combine(0.f, w + i * O, 1, dz, O, B, pi);
-        const float* zi = zin + i * B;
-        for (int64_t r = 0; r < B; ++r) pi[r] = zi[r] > 0.f ? pi[r] : 0.f;
+        const float* hi = h + i * B;
+        for (int64_t r = 0; r < B; ++r) pi[r] = hi[r] > 0.f ? pi[r] : 0.f;
       }
     }
     // masked SGD with momentum and weight decay (PyTorch semantics)
