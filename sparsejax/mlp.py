@@ -229,9 +229,12 @@ def to_torch_state(params: Params) -> dict[str, np.ndarray]:
 def from_torch_state(state: dict, widths: Sequence[int] | None = None) -> Params:
     """Inverse of :func:`to_torch_state`. Checks every array is present and shaped consistently
     (and against `widths` when given); raises ValueError naming the offending array."""
-    num = widths is not None and len(check_widths(widths)) + 1
-    if not num:
-        num = sum(1 for k in state if k.endswith(".weight"))
+    if widths is not None:
+        num = len(check_widths(widths)) + 1
+    elif any(k.startswith(TORCH_NAMES_4[0] + ".") for k in state):
+        num = len(TORCH_NAMES_4)  # the reference's names: exactly four layers
+    else:
+        num = len({k.split(".")[0] for k in state})
     names = torch_names(num)
     expected = layer_shapes(widths) if widths is not None else None
     layers, prev_out = [], INPUT_DIM
