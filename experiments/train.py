@@ -17,6 +17,8 @@ import tempfile
 
 from absl import app, flags, logging
 
+from sparsejax.sweep.flags import parse_floats, parse_ints, parse_strs
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("widths", ["16"], "hidden widths: one value (all three layers) or one per layer")
 flags.DEFINE_enum("masks", "random", ["dense", "random"], "dense networks or random masks of --densities")
@@ -29,29 +31,14 @@ flags.DEFINE_integer("population", 1024, "largest population trained at once")
 flags.DEFINE_string("output", "out/train.jsonl", "JSON-lines file written (atomically)")
 
 
-def _parse(name: str, values: list[str], kind, check, allowed: str) -> list:
-    out = []
-    for v in values:
-        try:
-            x = kind(v)
-        except ValueError:
-            x = None
-        if x is None or not check(x):
-            raise ValueError(f"--{name}: {v!r} is not allowed; expected {allowed}")
-        out.append(x)
-    if not out:
-        raise ValueError(f"--{name}: needs at least one value ({allowed})")
-    return out
-
-
 def build_configs() -> list[dict]:
     """The resolved run configs of the flags; ValueError naming the flag on bad input."""
     from sparsejax import runs, train
-    widths = _parse("widths", FLAGS.widths, int, lambda w: w >= 1, "integers >= 1")
+    widths = parse_ints("widths", FLAGS.widths, min_value=1)
     widths = widths * 3 if len(widths) == 1 else widths
-    lrs = _parse("lrs", FLAGS.lrs, float, lambda v: v > 0, "numbers > 0")
-    scheds = _parse("schedules", FLAGS.schedules, str, lambda s: s in train.SCHEDULES, ", ".join(train.SCHEDULES))
-    seeds = _parse("seeds", FLAGS.seeds, int, lambda s: s >= 0, "integers >= 0")
+    lrs = parse_floats("lrs", FLAGS.lrs, positive=True)
+    scheds = parse_strs("schedules", FLAGS.schedules, train.SCHEDULES)
+    seeds = parse_ints("seeds", FLAGS.seeds, min_value=0)
     if FLAGS.epochs < 1:
         raise ValueError(f"--epochs: must be >= 1, got {FLAGS.epochs}")
     if FLAGS.population < 1:
@@ -59,7 +46,9 @@ def build_configs() -> list[dict]:
     if FLAGS.masks == "dense":
         masks = [{"method": "dense"}]
     else:
-        dens = _parse("densities", FLAGS.densities, float, lambda d: 0 < d <= 1, "numbers in (0, 1]")
+        dens = parse_floats("densities", FLAGS.densities, positive=True)
+        if any(d > 1 for d in dens):
+            raise ValueError(f"--densities: must be in (0, 1], got {FLAGS.densities}")
         masks = [{"method": "random", "density": d} for d in dens]
     configs = []
     for m, lr, s, seed in itertools.product(masks, lrs, scheds, seeds):

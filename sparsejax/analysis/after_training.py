@@ -19,6 +19,7 @@ import numpy as np
 
 from sparsejax import connectivity, mlp, train
 from sparsejax.pruning import topk
+from sparsejax.sweep.store import unflatten_layers
 
 Params = tuple
 
@@ -43,8 +44,7 @@ def as_layers(tree: Any) -> Params:
     """A network or mask as a tuple of ``{"w", "b"}`` layers: accepts that already, or the
     store's flat blob dict ``{"0/w": ..., "0/b": ..., "1/w": ...}``."""
     if isinstance(tree, Mapping):
-        n = 1 + max(int(str(k).split("/")[0]) for k in tree)
-        return tuple({"w": np.asarray(tree[f"{l}/w"]), "b": np.asarray(tree[f"{l}/b"])} for l in range(n))
+        tree = unflatten_layers(tree)
     return tuple({"w": np.asarray(layer["w"]), "b": np.asarray(layer["b"])} for layer in tree)
 
 

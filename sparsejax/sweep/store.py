@@ -87,6 +87,21 @@ def flatten_arrays(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
+def unflatten_layers(flat: Mapping[str, Any], what: str = "params") -> tuple[dict, ...]:
+    """The store's flat blob ``{"0/w": ..., "0/b": ..., "1/w": ...}`` as a tuple of layers
+    ``({"w": ..., "b": ...}, ...)`` (the inverse of :func:`flatten_arrays` for networks);
+    ValueError naming `what` when a name or the numbering is malformed."""
+    layers: dict[int, dict] = {}
+    for key, value in flat.items():
+        head, _, leaf = str(key).partition("/")
+        if not head.isdigit() or leaf not in ("w", "b"):
+            raise ValueError(f"{what}: unexpected array name {key!r} (expected '<layer>/w' or '<layer>/b')")
+        layers.setdefault(int(head), {})[leaf] = value
+    if not layers or sorted(layers) != list(range(len(layers))):
+        raise ValueError(f"{what}: layers must be numbered 0..L-1, got {sorted(layers)}")
+    return tuple(layers[i] for i in range(len(layers)))
+
+
 def encode_arrays(arrays: Mapping[str, Any] | Sequence[Any]) -> bytes:
     """Named arrays (or a nested tree of them) as compact deterministic bytes.
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax import connectivity, data, mlp
+from sparsejax.sweep.store import unflatten_layers
 
 POSITIVE = "#0877bd"
 NEGATIVE = "#f59322"
@@ -51,16 +52,10 @@ class ModelError(ValueError):
 
 
 def _layers_from_flat(flat: Mapping[str, Any], what: str) -> list[dict]:
-    """``{"0/w": ..., "0/b": ..., "1/w": ...}`` (the store's flat blobs) as a list of layers."""
-    layers: dict[int, dict] = {}
-    for key, value in flat.items():
-        head, _, leaf = str(key).partition("/")
-        if not head.isdigit() or leaf not in ("w", "b"):
-            raise ModelError(f"{what}: unexpected array name {key!r} (expected '<layer>/w' or '<layer>/b')")
-        layers.setdefault(int(head), {})[leaf] = value
-    if sorted(layers) != list(range(len(layers))) or not layers:
-        raise ModelError(f"{what}: layers must be numbered 0..L-1, got {sorted(layers)}")
-    return [layers[i] for i in range(len(layers))]
+    try:
+        return list(unflatten_layers(flat, what))
+    except ValueError as e:
+        raise ModelError(str(e)) from None
 
 
 def as_params(params: Any) -> tuple[dict, ...]:
