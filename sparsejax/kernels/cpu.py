@@ -104,11 +104,15 @@ def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
         raise RuntimeError(why)
     flat_in = [x_all.astype(jnp.float32), y_all.astype(jnp.float32), round_keys_Px4.astype(jnp.uint32),
                jnp.reshape(start, (1,)).astype(jnp.int32), lr_P.astype(jnp.float32)]
-    out_types = []
-    for p, m, b in zip(params, masks, momentum):
+    out_types, aliases = [], {}
+    for l, (p, m, b) in enumerate(zip(params, masks, momentum)):
+        first = len(flat_in)
         flat_in += [p["w"], p["b"], b["w"], b["b"], m["w"], m["b"]]
         out_types += [jax.ShapeDtypeStruct(p["w"].shape, jnp.float32), jax.ShapeDtypeStruct(p["b"].shape, jnp.float32)] * 2
-    outs = jax.ffi.ffi_call(TARGET, out_types, vmap_method="sequential")(
+        # parameters and momentum are updated in place (each model reads its own entries before
+        # writing them), so the scan carry needs no fresh buffers every step
+        aliases.update({first + k: 4 * l + k for k in range(4)})
+    outs = jax.ffi.ffi_call(TARGET, out_types, vmap_method="sequential", input_output_aliases=aliases)(
         *flat_in, momentum=np.float32(momentum_coef), weight_decay=np.float32(weight_decay),
         batch=np.int64(batch_size))
     new_params = tuple({"w": outs[4 * l], "b": outs[4 * l + 1]} for l in range(len(params)))

@@ -99,7 +99,8 @@ inline float sum(const float* __restrict__ a, int64_t n) {
   return t;
 }
 
-constexpr int64_t RB = 64;  // examples per register block (four 16-lane vectors)
+constexpr int64_t RB = 64;
+constexpr int64_t kMaxLayers = 32;  // examples per register block (four 16-lane vectors)
 
 // out[:] = init + sum_k coef[k * stride] * rows[k][:] over n examples: accumulators stay in
 // registers for a block of RB examples while the K rows stream through (one load per FMA).
@@ -136,7 +137,7 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
                 int64_t B, float mu, float wd, std::vector<float>& scratch) {
   const int64_t nl = static_cast<int64_t>(L.size());
   int64_t width = L[0].in, off = 0;
-  std::vector<int64_t> zoff(nl + 1);
+  int64_t zoff[kMaxLayers + 1];
   zoff[0] = 0;                          // the input, transposed (in_0 x B)
   off = L[0].in * B;
   for (int64_t l = 0; l < nl; ++l) { zoff[l + 1] = off; off += B * L[l].out; width = std::max({width, L[l].out, L[l].in}); }
@@ -230,6 +231,7 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
   if ((args.size() - A0) % 6 != 0 || rets.size() * 6 != (args.size() - A0) * 4)
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected 6 inputs and 4 outputs per layer");
   const int64_t nl = (args.size() - A0) / 6;
+  if (nl < 1 || nl > kMaxLayers) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "1 to 32 layers supported");
   std::vector<Layer> L(nl);
   for (int64_t l = 0; l < nl; ++l) {
     ffi::ErrorOr<ffi::Buffer<ffi::F32>> in[6] = {
