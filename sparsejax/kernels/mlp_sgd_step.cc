@@ -124,6 +124,18 @@ inline void combine(float init, const float* __restrict__ coef, int64_t stride, 
   }
 }
 
+// PyTorch SGD on the unmasked coordinates: d = (g + wd p) k; buf = mu buf + d; p = (p - lr buf) k.
+// The outputs may alias the inputs (the update is in place), so only g and k are restrict.
+inline void sgd_update(const float* __restrict__ g, const float* p, const float* __restrict__ k, const float* buf,
+                       float* p_out, float* buf_out, int64_t n, float lr, float mu, float wd) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float pj = p[j];
+    const float m = mu * buf[j] + (g[j] + wd * pj) * k[j];
+    buf_out[j] = m;
+    p_out[j] = (pj - lr * m) * k[j];
+  }
+}
+
 // Activations are kept unit-major (units x B) so every inner loop runs over the B examples;
 // hidden layers keep only their post-activations (ReLU(z) > 0 exactly where z > 0).
 struct Data {
@@ -173,7 +185,7 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
   for (int64_t l = nl - 1; l >= 0; --l) {
     const Layer& ly = L[l];
     const int64_t I = ly.in, O = ly.out;
-    const float* __restrict__ w = ly.w + p * I * O;
+    const float* w = ly.w + p * I * O;  // updated in place below, after its last read
     const float* h = s + zoff[l];  // post-activation of the input units (the data for l = 0)
     float* __restrict__ g = s + gw;
     float* __restrict__ gb = g + I * O;
@@ -187,24 +199,9 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
         for (int64_t r = 0; r < B; ++r) pi[r] = hi[r] > 0.f ? pi[r] : 0.f;
       }
     }
-    // masked SGD with momentum and weight decay (PyTorch semantics)
-    const int64_t nw = I * O;
-    const float *__restrict__ kw = ly.kw + p * nw, *__restrict__ mw = ly.mw + p * nw;
-    float *__restrict__ ow = ly.ow + p * nw, *__restrict__ omw = ly.omw + p * nw;
-    for (int64_t k = 0; k < nw; ++k) {
-      const float d = (g[k] + wd * w[k]) * kw[k];
-      const float m = mu * mw[k] + d;
-      omw[k] = m;
-      ow[k] = (w[k] - eta * m) * kw[k];
-    }
-    const float *__restrict__ b = ly.b + p * O, *__restrict__ kb = ly.kb + p * O, *__restrict__ mb = ly.mb + p * O;
-    float *__restrict__ ob = ly.ob + p * O, *__restrict__ omb = ly.omb + p * O;
-    for (int64_t o = 0; o < O; ++o) {
-      const float d = (gb[o] + wd * b[o]) * kb[o];
-      const float m = mu * mb[o] + d;
-      omb[o] = m;
-      ob[o] = (b[o] - eta * m) * kb[o];
-    }
+    // masked SGD with momentum and weight decay, weights then biases
+    sgd_update(g, w, ly.kw + p * I * O, ly.mw + p * I * O, ly.ow + p * I * O, ly.omw + p * I * O, I * O, eta, mu, wd);
+    sgd_update(gb, ly.b + p * O, ly.kb + p * O, ly.mb + p * O, ly.ob + p * O, ly.omb + p * O, O, eta, mu, wd);
     std::swap(dz, dprev);
   }
 }

@@ -18,7 +18,7 @@ import functools
 import os
 import re
 import zlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -80,6 +80,17 @@ def save(fig: Figure, out_dir: str, stem: str) -> list[str]:
             path = os.path.join(out_dir, f"{stem}.{ext}")
             fig.savefig(path, metadata={"Date": None} if ext == "svg" else None)
             paths.append(path)
+    return paths
+
+
+def save_per_init(rows: Sequence[Mapping[str, Any]], kind: str, out_dir: str, stem: str,
+                  build: Callable[[str], Figure | None]) -> list[str]:
+    """``build(init)`` for every init source with runs of `kind`, saved as ``<stem>_<init>``."""
+    paths = []
+    for init in _inits(rows, kind):
+        fig = build(init)
+        if fig is not None:
+            paths += save(fig, out_dir, f"{stem}_{slug(init)}")
     return paths
 
 
@@ -217,12 +228,7 @@ def fig_phase1(rows: Sequence[Mapping[str, Any]], init: str = "random", targets:
 
 def phase1_scatter(rows: Sequence[Mapping[str, Any]], out_dir: str, targets: Sequence[float] = TARGETS) -> list[str]:
     """Figure 5 for every init source with phase-1 runs."""
-    paths = []
-    for init in _inits(rows, "structured"):
-        fig = fig_phase1(rows, init, targets)
-        if fig is not None:
-            paths += save(fig, out_dir, f"fig05_phase1_{slug(init)}")
-    return paths
+    return save_per_init(rows, "structured", out_dir, "fig05_phase1", lambda init: fig_phase1(rows, init, targets))
 
 
 # ----------------------------------------------------------------------------- Figures 8, 11, 13, 16, 17
@@ -267,12 +273,7 @@ def fig_pareto(rows: Sequence[Mapping[str, Any]], init: str = "random", targets:
 
 def pareto_frontiers(rows: Sequence[Mapping[str, Any]], out_dir: str, targets: Sequence[float] = TARGETS) -> list[str]:
     """Figures 8/11/17 (random init) and 13/16 (fixed inits): one file per init source."""
-    paths = []
-    for init in _inits(rows, "pruning"):
-        fig = fig_pareto(rows, init, targets)
-        if fig is not None:
-            paths += save(fig, out_dir, f"pareto_{slug(init)}")
-    return paths
+    return save_per_init(rows, "pruning", out_dir, "pareto", lambda init: fig_pareto(rows, init, targets))
 
 
 # ----------------------------------------------------------------------------- Figures 20-24
@@ -395,12 +396,7 @@ def fig_effective_vs_direct(rows: Sequence[Mapping[str, Any]], init: str = "rand
 
 
 def effective_vs_direct(rows: Sequence[Mapping[str, Any]], out_dir: str) -> list[str]:
-    paths = []
-    for init in _inits(rows, "pruning"):
-        fig = fig_effective_vs_direct(rows, init)
-        if fig is not None:
-            paths += save(fig, out_dir, f"effective_vs_direct_{slug(init)}")
-    return paths
+    return save_per_init(rows, "pruning", out_dir, "effective_vs_direct", lambda init: fig_effective_vs_direct(rows, init))
 
 
 def disconnected_by_width(rows: Sequence[Mapping[str, Any]], init: str = "random") -> dict[str, dict[str, np.ndarray]]:
@@ -448,12 +444,8 @@ def fig_disconnected_vs_width(rows: Sequence[Mapping[str, Any]], init: str = "ra
 
 
 def disconnected_vs_width(rows: Sequence[Mapping[str, Any]], out_dir: str) -> list[str]:
-    paths = []
-    for init in _inits(rows, "pruning"):
-        fig = fig_disconnected_vs_width(rows, init)
-        if fig is not None:
-            paths += save(fig, out_dir, f"disconnected_vs_width_{slug(init)}")
-    return paths
+    return save_per_init(rows, "pruning", out_dir, "disconnected_vs_width",
+                         lambda init: fig_disconnected_vs_width(rows, init))
 
 
 # ----------------------------------------------------------------------------- Theorem L.1
