@@ -2,7 +2,8 @@
 
 Rows: populations P at width 16, then widths at a fixed P. Every row is timed against, in the
 same run, a baseline that trains the same models one at a time (how the reference works: one
-model per process, here one jitted model per call). With ``--torch`` and torch installed, a
+model per process, here one jitted model per call). The trainer's default step is timed, and
+with ``--xla`` also its pure-XLA step (``vmap`` of ``grad``, what runs on accelerators). With ``--torch`` and torch installed, a
 one-model-at-a-time PyTorch loop and a hand-batched PyTorch ``bmm`` loop are timed as peers.
 
     python benchmarks/throughput.py                     # the full table
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import platform
 import time
 
@@ -31,6 +33,7 @@ flags.DEFINE_integer("steps", 100, "timed steps per row (after a warm-up call th
 flags.DEFINE_integer("baseline_steps", 100, "timed steps of the one-model-at-a-time baseline")
 flags.DEFINE_bool("json", False, "print one JSON object per row instead of a table")
 flags.DEFINE_bool("torch", False, "also time PyTorch peers (needs torch installed)")
+flags.DEFINE_bool("xla", False, "also time the trainer's pure-XLA step (kernel='xla')")
 
 
 def _population(p: int, width: int) -> train.Population:
@@ -59,7 +62,7 @@ def torch_rows(p: int, width: int, steps: int) -> dict[str, float]:
     import torch
     torch.manual_seed(0)
     x, y = data.cubist_spiral()
-    xt, yt = torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))
+    xt, yt = torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y))
     dims = [2, width, width, width, 1]
     out = {}
     model = torch.nn.Sequential(*[m for i in range(4) for m in
@@ -102,9 +105,12 @@ def main(argv):
     rows += [(FLAGS.width_population, w) for w in widths if (FLAGS.width_population, w) not in rows]
     baselines = {w: time_population(1, w, FLAGS.baseline_steps) for w in sorted({w for _, w in rows})}
     if not FLAGS.json:
-        print(f"# sparsejax throughput — {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-              f"jax {jax.__version__}, {platform.processor() or platform.machine()}, {datetime.date.today()}")
+        print(f"# sparsejax throughput — {jax.devices()[0].device_kind} ({jax.default_backend()}, "
+              f"{os.cpu_count()} cores), jax {jax.__version__}, step kernel {train.resolve_kernel('auto')!r} up to width {train.FUSED_MAX_WIDTH}, "
+              f"{platform.processor() or platform.machine()}, {datetime.date.today()}")
         head = f"{'P':>6} {'width':>5} {'model-steps/s':>14} {'one-at-a-time':>14} {'ratio':>7}"
+        if FLAGS.xla:
+            head += f" {'XLA step':>10}"
         if FLAGS.torch:
             head += f" {'torch 1-model':>14} {'torch bmm':>12}"
         print(head)
@@ -113,13 +119,17 @@ def main(argv):
         row = {"population": p, "width": w, "model_steps_per_s": rate,
                "baseline_model_steps_per_s": baselines[w], "ratio": rate / baselines[w],
                "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-               "jax": jax.__version__, "date": str(datetime.date.today())}
+               "kernel": train.resolve_kernel("auto", (w,) * 3), "jax": jax.__version__, "date": str(datetime.date.today())}
+        if FLAGS.xla:
+            row["xla_model_steps_per_s"] = time_population(p, w, FLAGS.steps, kernel="xla")
         if FLAGS.torch:
             row.update(torch_rows(p, w, min(FLAGS.steps, 50)))
         if FLAGS.json:
             print(json.dumps(row), flush=True)
         else:
             line = f"{p:>6} {w:>5} {rate:>14,.0f} {baselines[w]:>14,.0f} {rate / baselines[w]:>6.1f}x"
+            if FLAGS.xla:
+                line += f" {row['xla_model_steps_per_s']:>10,.0f}"
             if FLAGS.torch:
                 line += f" {row['torch_one_model']:>14,.0f} {row['torch_bmm']:>12,.0f}"
             print(line, flush=True)

@@ -163,11 +163,15 @@ def population_batch(pop: Population, x_all: Array, y_all: Array, step: Array, c
     return x_all[idx], y_all[idx]
 
 
-def resolve_kernel(kernel: str) -> str:
-    """"xla" or "fused": "auto" picks the fused C++ step on the CPU backend when it could be
-    built (logging why not, once, when it could not); "fused" insists on it."""
-    if kernel == "xla":
-        return kernel
+FUSED_MAX_WIDTH = 64  # measured crossover (benchmarks/RESULTS.md): XLA's dots win at width 256
+
+
+def resolve_kernel(kernel: str, widths: Sequence[int] = mlp.DEFAULT_WIDTHS) -> str:
+    """"xla" or "fused": "auto" picks the fused C++ step on the CPU backend for widths up to
+    FUSED_MAX_WIDTH when it could be built (logging why not, once, when it could not); "fused"
+    insists on it."""
+    if kernel == "xla" or (kernel == "auto" and max(widths) > FUSED_MAX_WIDTH):
+        return "xla"
     on_cpu = jax.default_backend() == "cpu"
     if kernel == "fused":
         if not on_cpu or not cpu_kernel.available():
@@ -219,7 +223,7 @@ TRACE_COUNT = {"chunk": 0}  # incremented at trace time; tests use it to prove c
 def chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int):
     """The jitted program training `n_steps` steps from step `start`: (pop, x, y, start,
     epoch_offset) -> pop. Cached on the static structure and the resolved kernel."""
-    return _chunk_fn(cfg, hook, n_steps, resolve_kernel(cfg.kernel))
+    return _chunk_fn(cfg, hook, n_steps, resolve_kernel(cfg.kernel, cfg.widths))
 
 
 @functools.lru_cache(maxsize=64)
