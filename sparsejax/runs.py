@@ -102,6 +102,8 @@ def validate(config: dict) -> dict:
         space = mask_space(cfg)
         if idx is None or not 0 <= int(idx) < len(space):
             raise ValueError(f"mask_index: must be in [0, {len(space)}) for structure {tuple(cfg['structure'])}, got {idx}")
+    if cfg.get("mask") is not None:
+        explicit_weight_masks(cfg)
     init = cfg["init"]
     if init != "random":
         params = load_init(init)
@@ -159,9 +161,35 @@ def initial_params(cfgs: list[dict], keys_P: jax.Array, scheme: str) -> mlp.Para
     return jax.tree.unflatten(tree, [pick(i, l) for i, l in enumerate(leaves)])
 
 
+def explicit_weight_masks(cfg: dict) -> list[np.ndarray]:
+    """The config's own weight masks (``mask``: one 0/1 matrix per layer in PyTorch (out, in)
+    layout, as ``identity.encode_mask`` strings or arrays), in our (in, out) layout; ValueError
+    naming ``mask`` when they do not fit the trained widths or the method is not ``dense``."""
+    if cfg["method"] != "dense":
+        raise ValueError(f"mask: an explicit mask trains with method 'dense' (it replaces the dense mask), "
+                         f"not {cfg['method']!r}")
+    layers = cfg["mask"]
+    shapes = mlp.layer_shapes(trained_widths(cfg))
+    if not isinstance(layers, (list, tuple)) or len(layers) != len(shapes):
+        raise ValueError(f"mask: need {len(shapes)} per-layer masks, got {type(layers).__name__}")
+    out = []
+    for l, (m, (fan_in, fan_out)) in enumerate(zip(layers, shapes)):
+        arr = identity.decode_mask(m) if isinstance(m, str) else np.asarray(m)
+        if arr.shape != (fan_out, fan_in) or not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"mask: layer {l} has shape {arr.shape}, expected a 0/1 matrix of shape "
+                             f"{(fan_out, fan_in)} (out, in)")
+        out.append(arr.T.astype(np.float32))
+    return out
+
+
 def config_masks(cfgs: list[dict]) -> mlp.Params | None:
-    """Masks fixed by the config (phase 1 and 2), stacked over runs; None for pruning methods."""
+    """Masks fixed by the config (phase 1 and 2, explicit masks), stacked over runs; None for
+    pruning methods."""
     kind = cfgs[0]["method"]
+    if any(c.get("mask") is not None for c in cfgs):
+        dense = [[np.ones((i, o), np.float32) for i, o in mlp.layer_shapes(trained_widths(c))] for c in cfgs]
+        ws = [explicit_weight_masks(c) if c.get("mask") is not None else d for c, d in zip(cfgs, dense)]
+        return mlp.masks_from_weights([jnp.asarray(np.stack(layer)) for layer in zip(*ws)], "out_degree")
     if kind == "structured":
         ms = [mlp.structured_masks(c["widths"], c["structure"]) for c in cfgs]
     elif kind == "search":
