@@ -42,7 +42,7 @@ class Preset:
 
 
 PRESETS = {
-    "demo": Preset(epochs=20, phase1_width=4, phase1_target=0.95, phase2_levels=4, search_lrs=(0.05, 0.1),
+    "demo": Preset(epochs=50, phase1_width=4, phase1_target=0.95, phase2_levels=4, search_lrs=(0.05, 0.1),
                    search_schedules=("cosine", "step"), prune_widths=(16,), prune_budgets=(30, 45, 60, 90, 120),
                    prune_lrs=(0.1,), prune_schedules=("cosine",)),
     "paper": Preset(epochs=50, phase1_width=16, phase1_target=0.95, phase2_levels=None, search_lrs=(0.05, 0.1),
