@@ -17,19 +17,19 @@ from absl import flags, logging
 from sparsejax import train
 from sparsejax.search import combinatorial as comb
 from sparsejax.sweep import flags as sweep_flags
+from sparsejax.sweep import grids
 from sparsejax.sweep import plan as plan_lib
 from sparsejax.sweep import runner
 
-BENCH_INITS = "../shared/bench-inits"
 PRESETS = {
     # a few dozen one-epoch runs at D = 3, several populations: about a minute on a 2-core CPU
     "smoke": {"width": 3, "epochs": 1, "lrs": "0.1", "schedules": "cosine", "target": 0.6,
               "phase": "both", "max_levels": 2, "population_size": 16},
     # SPEC §6: BENCH-95 init, phase 2 on (3,2,2), 416 masks x 2 lrs x 3 schedules
-    "bench95": {"config": "3,2,2", "phase": "2", "target": 0.95, "init": f"{BENCH_INITS}/bench95_init.npz",
+    "bench95": {"config": "3,2,2", "phase": "2", "target": 0.95, "init": f"{grids.BENCH_INITS}/bench95_init.npz",
                 "keep_going": True},
     # BENCH-995 init, (6,3,2) subset of Appendix D
-    "bench995": {"config": "6,3,2", "phase": "2", "target": 0.995, "init": f"{BENCH_INITS}/bench995_init.npz",
+    "bench995": {"config": "6,3,2", "phase": "2", "target": 0.995, "init": f"{grids.BENCH_INITS}/bench995_init.npz",
                  "lrs": "0.05", "max_weight_sum": 30, "first_k_w2": 6},
     # random init, the paper's searches
     "paper95": {"target": 0.95, "phase": "both"},

@@ -20,7 +20,6 @@ from sparsejax.sweep import grids
 from sparsejax.sweep import plan as plan_lib
 from sparsejax.sweep import runner
 
-BENCH_INITS = "../shared/bench-inits"
 PAPER_METHODS = ",".join(grids.PAPER_METHODS)
 PAPER_BUDGETS = ",".join(map(str, grids.PAPER_BUDGETS))
 ALL_SCHEDULES = "constant,cosine,step"
@@ -36,11 +35,11 @@ PRESETS = {
                       "lrs": "0.05,0.1,0.2", "schedules": ALL_SCHEDULES},
     # BENCH-95 init: 9,720 runs
     "bench95": {"methods": PAPER_METHODS, "widths": "3,16", "budgets": "15..26", "lrs": "0.05,0.1,0.2",
-                "schedules": ALL_SCHEDULES, "repeats": 5, "init": f"{BENCH_INITS}/bench95_init.npz"},
+                "schedules": ALL_SCHEDULES, "repeats": 5, "init": f"{grids.BENCH_INITS}/bench95_init.npz"},
     # BENCH-995 init: 11,340 runs
     "bench995": {"methods": PAPER_METHODS, "widths": "6,16", "budgets": "16,18,20,22,24,25,26,27,28,29,30,32,34,36",
                  "lrs": "0.05,0.1,0.2", "schedules": ALL_SCHEDULES, "repeats": 5,
-                 "init": f"{BENCH_INITS}/bench995_init.npz"},
+                 "init": f"{grids.BENCH_INITS}/bench995_init.npz"},
 }
 
 sweep_flags.define_sweep_flags()

@@ -22,7 +22,6 @@ from sparsejax.sweep import plan as plan_lib
 from sparsejax.sweep import runner
 from sparsejax.sweep.store import Store
 
-BENCH_INITS = "../shared/bench-inits"
 ALL = ("constant", "cosine", "step")
 
 
@@ -52,7 +51,7 @@ PRESETS = {
 
 sweep_flags.define_sweep_flags()
 flags.DEFINE_string("out", "out/demo", "folder for the store (unless --store), figures, report and viewer")
-flags.DEFINE_string("bench_inits", BENCH_INITS, "folder holding bench95_init.npz and bench995_init.npz (paper)")
+flags.DEFINE_string("bench_inits", grids.BENCH_INITS, "folder holding bench95_init.npz and bench995_init.npz (paper)")
 FLAGS = flags.FLAGS
 
 

@@ -7,6 +7,7 @@ from sparsejax import mlp
 from sparsejax.pruning import registry
 from sparsejax.sweep import plan as plan_lib
 
+BENCH_INITS = "../shared/bench-inits"  # the paper's two fixed inits, beside the repository (never committed)
 PAPER_METHODS = ("gmp", "lth", "snip", "iter_snip", "force", "grasp", "synflow", "prospr", "rigl")
 PAPER_BUDGETS = (15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 30, 33, 37, 40, 44, 50, 53, 55, 57, 60, 65)
 PAPER_WIDTHS = (3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256)
