@@ -118,6 +118,10 @@ def unit_status(params: Params, masks: Params | None = None) -> dict[str, list[A
     ``constant`` (¬f ∧ g ∧ bias in support)."""
     sup = support(params, masks)
     f_list, g_list = _reach([s["w"] for s in sup])
+    return _unit_status(sup, f_list, g_list)
+
+
+def _unit_status(sup: Params, f_list: list[Array], g_list: list[Array]) -> dict[str, list[Array]]:
     out: dict[str, list[Array]] = {k: [] for k in ("active", "input_dead", "output_dead", "input_dead_only",
                                                    "output_dead_only", "both_dead", "constant")}
     for l in range(1, len(sup)):
@@ -208,10 +212,10 @@ def connectivity_stats(params: Params, masks: Params | None = None) -> dict[str,
     f_list, g_list = _reach(s_w)
     e_w = _effective_w(s_w, f_list, g_list)
     folded, _ = fold_constant_units(params, masks)
-    hidden = range(1, len(sup))
+    status = _unit_status(sup, f_list, g_list)
 
-    def per_layer(fn: Any) -> Array:
-        return jnp.stack([jnp.sum(fn(l)).astype(jnp.int32) for l in hidden])
+    def per_layer(kind: str) -> Array:
+        return jnp.stack([jnp.sum(u).astype(jnp.int32) for u in status[kind]])
 
     stats: dict[str, Array] = {}
     stats["direct_weight_nnz"] = sum(_nnz(s) for s in s_w)
@@ -223,15 +227,15 @@ def connectivity_stats(params: Params, masks: Params | None = None) -> dict[str,
     stats["folded_weight_nnz"] = sum(_nnz(layer["w"]) for layer in folded)
     stats["folded_bias_nnz"] = sum(_nnz(layer["b"]) for layer in folded)
     stats["folded_model_nnz"] = stats["folded_weight_nnz"] + stats["folded_bias_nnz"]
-    stats["active_units"] = per_layer(lambda l: f_list[l] & g_list[l])
-    stats["input_dead_units"] = per_layer(lambda l: ~f_list[l])
-    stats["output_dead_units"] = per_layer(lambda l: ~g_list[l])
-    stats["constant_units"] = per_layer(lambda l: ~f_list[l] & g_list[l] & sup[l - 1]["b"])
+    stats["active_units"] = per_layer("active")
+    stats["input_dead_units"] = per_layer("input_dead")
+    stats["output_dead_units"] = per_layer("output_dead")
+    stats["constant_units"] = per_layer("constant")
     stats["n_input_dead"] = jnp.sum(stats["input_dead_units"])
     stats["n_output_dead"] = jnp.sum(stats["output_dead_units"])
-    stats["n_input_dead_only"] = jnp.sum(per_layer(lambda l: ~f_list[l] & g_list[l]))
-    stats["n_output_dead_only"] = jnp.sum(per_layer(lambda l: f_list[l] & ~g_list[l]))
-    stats["n_both_dead"] = jnp.sum(per_layer(lambda l: ~f_list[l] & ~g_list[l]))
+    stats["n_input_dead_only"] = jnp.sum(per_layer("input_dead_only"))
+    stats["n_output_dead_only"] = jnp.sum(per_layer("output_dead_only"))
+    stats["n_both_dead"] = jnp.sum(per_layer("both_dead"))
     stats["n_constant"] = jnp.sum(stats["constant_units"])
     stats["layer_collapse"] = jnp.any(jnp.stack([~jnp.any(e) for e in e_w]))
     stats["n_paths"] = path_count(params, masks)
