@@ -3,8 +3,9 @@
 ``run_sweep`` skips runs already in the store, trains the rest in populations of one compiled
 program (``plan.groups``) and writes each population's records in ONE store transaction, so a
 ``kill -9`` at any moment loses at most the population in flight; relaunching the same command
-finishes the sweep. Each population logs one progress line (runs done, model-steps/s with the
-first compile excluded where measurable, ETA).
+finishes the sweep. Progress (runs done of the whole job, model-steps/s without compiles, the
+job's ETA) is one live line of :mod:`sparsejax.sweep.progress`; each population also logs one
+line to ``log``.
 
 With more than one device the population axis is sharded over all of them
 (``NamedSharding(Mesh(devices, ('p',)), PartitionSpec('p'))``): the population is padded with
@@ -14,7 +15,7 @@ unsharded.
 """
 from __future__ import annotations
 
-import datetime
+import contextlib
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -27,6 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from sparsejax import runs
 from sparsejax.sweep import identity
 from sparsejax.sweep import plan as plan_lib
+from sparsejax.sweep import progress as progress_lib
 from sparsejax.sweep.store import Store, StoreError
 
 POPULATION_AXIS = "p"
@@ -132,81 +134,6 @@ def count_done(plan: plan_lib.Plan, store_path: str | None) -> set[str]:
         return store.done_ids(plan.ids)
 
 
-# ----------------------------------------------------------------------------- progress
-
-def _hms(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "?"
-    return str(datetime.timedelta(seconds=int(round(seconds))))
-
-
-class _ChunkClock:
-    """Collects ``progress(done, total, seconds)`` calls of one population and logs one line per
-    chunk: steps done, model-steps/s since the first chunk (which holds the compile), and the
-    population's ETA, prefixed by `label` (which population, how many runs are done).
-
-    ``steady()`` is (steps, seconds) over chunks after the first of each training pass.
-    """
-
-    def __init__(self, label: str = "", models: int = 1, log: Log | None = None) -> None:
-        self.events: list[tuple[int, float]] = []
-        self.label, self.models, self.log = label, models, log
-
-    def __call__(self, done: int, total: int, seconds: float) -> None:
-        self.events.append((int(done), float(seconds)))
-        if self.log is None:
-            return
-        steps, secs = self.steady()
-        rate = self.models * steps / secs if secs > 0 else 0.0
-        eta = (total - done) * self.models / rate if rate > 0 else 0.0
-        self.log(f"{self.label} step {done}/{total}, "
-                 + (f"{rate:,.0f} model-steps/s, ETA {_hms(eta)}" if rate else "compiling and first chunk done"))
-
-    def steady(self) -> tuple[int, float]:
-        steps, secs = 0, 0.0
-        for (d0, s0), (d1, s1) in zip(self.events, self.events[1:]):
-            if d1 > d0 and s1 > s0:  # same pass (LTH restarts its counter each round)
-                steps, secs = steps + d1 - d0, secs + s1 - s0
-        return steps, secs
-
-
-class _Meter:
-    """Throughput and ETA of a sweep, from populations that did not compile where possible."""
-
-    def __init__(self, todo_steps: int) -> None:
-        self.todo_steps = todo_steps
-        self.done_steps = 0
-        self.seconds = 0.0
-        self.warm_steps, self.warm_seconds = 0, 0.0
-        self.steady_rate = 0.0
-        self.seen: set[tuple] = set()
-
-    def add(self, key: tuple, model_steps: int, seconds: float, size: int, clock: _ChunkClock) -> None:
-        self.done_steps += model_steps
-        self.seconds += seconds
-        if key in self.seen:
-            self.warm_steps += model_steps
-            self.warm_seconds += seconds
-        else:
-            self.seen.add(key)
-            steps, secs = clock.steady()
-            if steps and secs > 0:
-                self.steady_rate = steps * size / secs
-
-    def rate(self) -> tuple[float, str]:
-        """(model-steps/s, how it was measured)."""
-        if self.warm_seconds > 0:
-            return self.warm_steps / self.warm_seconds, ""
-        if self.steady_rate > 0:
-            return self.steady_rate, " (chunks after compile)"
-        return (self.done_steps / self.seconds if self.seconds > 0 else 0.0), " (incl. compile)"
-
-    def eta(self) -> float:
-        rate, _ = self.rate()
-        left = self.todo_steps - self.done_steps
-        return left / rate if rate > 0 else float("inf")
-
-
 # ----------------------------------------------------------------------------- sweep
 
 def _dry_run(plan: plan_lib.Plan, store_path: str | None, echo: Log) -> dict:
@@ -246,38 +173,46 @@ def run_sweep(plan: plan_lib.Plan, store_path: str | os.PathLike | None, populat
 
 def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_steps: int,
                devices: list, log: Log) -> dict:
-    """The training loop of :func:`run_sweep` over an open store."""
+    """The training loop of :func:`run_sweep` over an open store.
+
+    Progress goes to the open :class:`progress_lib.Job` (the launcher's whole job), else to a
+    job of this sweep alone; ``log`` gets one line per population.
+    """
     done_before = store.done_ids(plan.ids)
     todo = plan.without(done_before)
     pops = plan_lib.groups(todo, population_size)
-    meter = _Meter(plan_lib.cost(todo))
+    todo_steps = plan_lib.cost(todo)
     log(f"sweep: runs total={len(plan)} done={len(done_before)} todo={len(todo)} "
         f"in {len(pops)} populations of <= {population_size} on {len(devices)} device(s)")
-    done, trained, t_start = len(done_before), 0, time.perf_counter()
-    for k, pop in enumerate(pops, 1):
-        pop = _not_yet_done(store, pop)  # another process may have finished some meanwhile
-        if not pop:
-            continue
-        clock = _ChunkClock(f"sweep: chunk of population {k}/{len(pops)} ({done}/{len(plan)} runs done):",
-                            bucket_size(len(pop), len(devices)), log)
-        t0 = time.perf_counter()
-        records = train_population(pop, chunk_steps, devices, progress=clock)
-        store.write_records(records)
-        seconds = time.perf_counter() - t0
-        steps = plan_lib.cost(pop)
-        size = bucket_size(len(pop), len(devices))
-        meter.add((runs.program_key(pop[0]), size, chunk_steps), steps, seconds, size, clock)
-        done, trained = done + len(pop), trained + len(pop)
-        rate, how = meter.rate()
-        log(f"sweep: population {k}/{len(pops)} ({len(pop)} runs, {seconds:.1f}s): "
-            f"runs {done}/{len(plan)} done, {rate:,.0f} model-steps/s{how}, "
-            f"ETA {_hms(meter.eta())}")
+    with contextlib.ExitStack() as stack:
+        job = progress_lib.current() or stack.enter_context(progress_lib.Job("sweep"))
+        job.claim(len(plan), plan_lib.cost(plan), len(done_before), plan_lib.cost(plan) - todo_steps)
+        done, trained, trained_steps, t_start = len(done_before), 0, 0, time.perf_counter()
+        for k, pop in enumerate(pops, 1):
+            fresh = _not_yet_done(store, pop)  # another process may have finished some meanwhile
+            if len(fresh) < len(pop):
+                job.skipped(len(pop) - len(fresh), plan_lib.cost(pop) - plan_lib.cost(fresh))
+                done += len(pop) - len(fresh)
+            pop = fresh
+            if not pop:
+                continue
+            t0 = time.perf_counter()
+            records = train_population(pop, chunk_steps, devices, progress=job.population(len(pop)))
+            store.write_records(records)
+            seconds = time.perf_counter() - t0
+            steps = plan_lib.cost(pop)
+            job.population_done(len(pop), steps)
+            done, trained, trained_steps = done + len(pop), trained + len(pop), trained_steps + steps
+            rate = job.throughput()
+            log(f"sweep: population {k}/{len(pops)} ({len(pop)} runs, {seconds:.1f}s): "
+                f"runs {done}/{len(plan)} done, "
+                + (f"{rate:,.0f} model-steps/s" if rate > 0 else "compiling (no steady chunk yet)")
+                + f", job ETA {progress_lib.hms(job.eta())}")
     seconds = time.perf_counter() - t_start
-    rate, _ = meter.rate()
     log(f"sweep: finished {trained} runs in {seconds:.1f}s; {done}/{len(plan)} runs in the store")
     return {"total": len(plan), "done_before": len(done_before), "todo": len(todo),
-            "trained": trained, "populations": len(pops), "model_steps": meter.done_steps,
-            "seconds": seconds, "model_steps_per_s": rate, "dry_run": False}
+            "trained": trained, "populations": len(pops), "model_steps": trained_steps,
+            "seconds": seconds, "model_steps_per_s": job.throughput(), "dry_run": False}
 
 
 def _not_yet_done(store: Store, pop: list[dict]) -> list[dict]:
