@@ -16,9 +16,6 @@ purpose tag (init, data order, masks, pruning), so a run's numbers never depend 
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -26,30 +23,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparsejax import config as config_lib
 from sparsejax import connectivity, data, mlp, train
 from sparsejax.pruning import registry
 from sparsejax.search.product import MaskSpace
 from sparsejax.sweep import identity
 
 ROOT_SEED = 0
-SEARCH_KINDS = ("structured", "search")
+SEARCH_KINDS = config_lib.SEARCH_KINDS
 TAG_INIT, TAG_DATA, TAG_MASK, TAG_PRUNE = 0, 1, 2, 3
 
 
 def all_method_names() -> list[str]:
     return registry.names() + list(SEARCH_KINDS)
-
-
-def file_sha256(path: str) -> str:
-    """Content hash of a file, cached on (path, mtime, size): a sweep validates it per run."""
-    st = os.stat(path)
-    return _sha256_cached(os.path.abspath(path), st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def trained_widths(cfg: dict) -> tuple[int, ...]:
@@ -62,76 +48,28 @@ def trained_widths(cfg: dict) -> tuple[int, ...]:
 
 
 def validate(config: dict) -> dict:
-    """The resolved config, or ValueError with one line naming the field and what is allowed."""
-    cfg = identity.resolve(config)
-    method = cfg["method"]
-    if method not in all_method_names():
-        raise ValueError(f"method: unknown {method!r}; allowed: {', '.join(all_method_names())}")
-    widths = cfg["widths"]
-    if not isinstance(widths, (list, tuple)) or not widths or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths: every width must be >= 1, got {widths}")
-    if cfg["schedule"] not in train.SCHEDULES:
-        raise ValueError(f"schedule: unknown {cfg['schedule']!r}; allowed: {', '.join(train.SCHEDULES)}")
-    if not float(cfg["lr"]) > 0:
-        raise ValueError(f"lr: must be > 0, got {cfg['lr']}")
-    if int(cfg["epochs"]) < 1:
-        raise ValueError(f"epochs: must be >= 1, got {cfg['epochs']}")
-    if cfg["dataset"] not in data.DATASETS:
-        raise ValueError(f"dataset: unknown {cfg['dataset']!r}; allowed: {', '.join(data.DATASETS)}")
-    if cfg.get("optimal_width") is not None and not 1 <= int(cfg["optimal_width"]) <= min(widths):
-        raise ValueError(f"optimal_width: must be in [1, {min(widths)}], got {cfg['optimal_width']}")
-    n_w = mlp.weight_count(trained_widths(cfg))
-    if method in registry.names() and registry.get(method).needs_budget:
-        b = cfg.get("budget")
-        if b is None and cfg.get("density") is not None:
-            d = float(cfg["density"])
-            if not 0 < d <= 1:
-                raise ValueError(f"density: must be in (0, 1], got {d}")
-            cfg["budget"] = b = max(1, int(round(d * n_w)))
-        if b is None:
-            raise ValueError(f"budget: method {method!r} needs a weight budget")
-        if not 1 <= int(b) < n_w:
-            raise ValueError(f"budget: must be in [1, {n_w - 1}] for widths {trained_widths(cfg)} "
-                             f"({n_w} weights), got {b}")
-    if method in SEARCH_KINDS:
-        s = cfg.get("structure")
-        if s is None or len(s) != len(widths) or any(not 1 <= int(d) <= int(w) for d, w in zip(s, widths)):
-            raise ValueError(f"structure: need {len(widths)} unit counts within widths {tuple(widths)}, got {s}")
-    if method == "search":
-        idx = cfg.get("mask_index")
-        space = mask_space(cfg)
-        if idx is None or not 0 <= int(idx) < len(space):
-            raise ValueError(f"mask_index: must be in [0, {len(space)}) for structure {tuple(cfg['structure'])}, got {idx}")
-    if cfg.get("mask") is not None:
-        explicit_weight_masks(cfg)
-    init = cfg["init"]
-    if init != "random":
-        params = load_init(init)
-        if mlp.widths_of(params) != tuple(int(w) for w in widths):
-            raise ValueError(f"init: file {init!r} has widths {mlp.widths_of(params)}, runs ask for {tuple(widths)}")
-        cfg["init_sha256"] = file_sha256(init)
-    return cfg
+    """The resolved config dict (:class:`sparsejax.config.RunConfig` validates it), or ValueError
+    with one line naming the field and what is allowed."""
+    return config_lib.resolve(config)
 
 
-@functools.lru_cache(maxsize=8)
-def load_init(path: str) -> mlp.Params:
-    return mlp.load_npz(path)
-
-
-@functools.lru_cache(maxsize=64)
-def _mask_space(structure: tuple[int, ...], max_weight_sum, first_k_w2) -> MaskSpace:
-    return MaskSpace(structure, max_weight_sum=max_weight_sum, first_k_w2=first_k_w2)
+load_init = config_lib.load_init
+file_sha256 = config_lib.file_sha256
 
 
 def mask_space(cfg: dict) -> MaskSpace:
     opts = cfg.get("mask_space") or {}
-    return _mask_space(tuple(int(d) for d in cfg["structure"]), opts.get("max_weight_sum"), opts.get("first_k_w2"))
+    return config_lib._mask_space(tuple(int(d) for d in cfg["structure"]), opts.get("max_weight_sum"),
+                                  opts.get("first_k_w2"))
 
 
 def program_key(cfg: dict) -> tuple:
     """Runs with equal keys share one compiled program and may share a population."""
     return (cfg["method"], trained_widths(cfg), int(cfg["epochs"]), int(cfg["batch_size"]),
-            float(cfg["momentum"]), float(cfg["weight_decay"]), cfg["dataset"])
+            float(cfg["momentum"]), float(cfg["weight_decay"]), cfg["dataset"],
+            tuple(cfg.get("milestones") or config_lib.DEFAULT_MILESTONES),
+            float(cfg.get("lr_gamma", config_lib.DEFAULT_LR_GAMMA)),
+            identity.canonical_value(cfg.get("method_params")))
 
 
 def run_keys(run_ids: Sequence[str]) -> jax.Array:
@@ -219,6 +157,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     x_all, y_all = data.load(c0["dataset"])
     tcfg = train.TrainConfig(widths=shape, epochs=int(c0["epochs"]), batch_size=int(c0["batch_size"]),
                              momentum=float(c0["momentum"]), weight_decay=float(c0["weight_decay"]),
+                             milestones=tuple(c0["milestones"]), lr_gamma=float(c0["lr_gamma"]),
                              chunk_steps=chunk_steps)
     kind = c0["method"]
     method = registry.get("dense" if kind in SEARCH_KINDS else kind)

@@ -20,6 +20,7 @@ Random keys derive from the id: ``jax.random.fold_in(root, run_seed(run_id))``.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -131,6 +132,8 @@ def normalise(value: Any, in_mask: bool = False) -> Any:
     """
     if isinstance(value, (str, int, float, type(None))) and not isinstance(value, np.generic):
         return _scalar(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a method's params object
+        value = dataclasses.asdict(value)
     if isinstance(value, (dict, Mapping)):
         out = {}
         for key, item in value.items():
@@ -191,6 +194,11 @@ def minimal(config: Mapping[str, Any]) -> dict[str, Any]:
                 continue
         out[key] = norm
     return out
+
+
+def canonical_value(value: Any) -> str:
+    """A hashable canonical text of one (normalised) config value, e.g. for program keys."""
+    return _dumps(normalise(value))
 
 
 def canonical(config: Mapping[str, Any]) -> str:
