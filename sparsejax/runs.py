@@ -38,13 +38,38 @@ def all_method_names() -> list[str]:
     return registry.names() + list(SEARCH_KINDS)
 
 
-def trained_widths(cfg: dict) -> tuple[int, ...]:
-    """The shape actually trained: `structure` for phase 2, `optimal_width` slices, else widths."""
+STRUCTURED_BUCKET = 4  # phase-1 shapes train padded up to a multiple of this (few compilations)
+
+
+def trained_widths(cfg: dict, true_shape: bool = True) -> tuple[int, ...]:
+    """The shape actually trained: `structure` for phase 2; for phase 1 (``structured``) the
+    configuration padded per layer up to a multiple of ``STRUCTURED_BUCKET`` (capped at the
+    width), unless ``true_shape`` is off (then the masked wide network, as the paper trains it —
+    the same numbers up to float summation order, since the padding units are masked off);
+    ``optimal_width`` slices; else ``widths``."""
     if cfg["method"] == "search":
         return tuple(int(d) for d in cfg["structure"])
+    if cfg["method"] == "structured" and true_shape:
+        b = STRUCTURED_BUCKET
+        return tuple(min(int(w), -(-int(d) // b) * b) for d, w in zip(cfg["structure"], cfg["widths"]))
     if cfg.get("optimal_width") is not None:
         return (int(cfg["optimal_width"]),) * len(cfg["widths"])
     return tuple(int(w) for w in cfg["widths"])
+
+
+def pad_width(tree_P: mlp.Params, widths: Sequence[int]) -> mlp.Params:
+    """A P-batched network or mask pytree zero-padded to hidden `widths` (the inverse of
+    ``mlp.slice_width`` on networks whose extra units are masked off); host NumPy arrays."""
+    dims = mlp.layer_dims(widths)
+    out = []
+    for l, layer in enumerate(tree_P):
+        w, b = np.asarray(layer["w"]), np.asarray(layer["b"])
+        w_full = np.zeros(w.shape[:1] + (dims[l], dims[l + 1]), w.dtype)
+        w_full[:, :w.shape[1], :w.shape[2]] = w
+        b_full = np.zeros(b.shape[:1] + (dims[l + 1],), b.dtype)
+        b_full[:, :b.shape[1]] = b
+        out.append({"w": w_full, "b": b_full})
+    return tuple(out)
 
 
 def validate(config: dict) -> dict:
@@ -81,9 +106,12 @@ def _tagged(keys_P: jax.Array, tag: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(k), tag)))(keys_P)
 
 
-def initial_params(cfgs: list[dict], keys_P: jax.Array, scheme: str) -> mlp.Params:
-    """Per-run initial parameters at the trained shape (random or from the init file, sliced)."""
-    widths, shape = tuple(cfgs[0]["widths"]), trained_widths(cfgs[0])
+def initial_params(cfgs: list[dict], keys_P: jax.Array, scheme: str,
+                   shape: tuple[int, ...] | None = None) -> mlp.Params:
+    """Per-run initial parameters at the trained `shape` (default ``trained_widths``): drawn at
+    the configured widths (or read from the init file), then sliced, so a unit's initial values
+    never depend on the trained shape."""
+    widths, shape = tuple(cfgs[0]["widths"]), shape or trained_widths(cfgs[0])
     init_keys = jax.vmap(jax.random.wrap_key_data)(_tagged(keys_P, TAG_INIT))
     rand = mlp.slice_width(mlp.init_population(init_keys, widths, scheme), shape)
     if all(c["init"] == "random" for c in cfgs):
@@ -120,7 +148,7 @@ def explicit_weight_masks(cfg: dict) -> list[np.ndarray]:
     return out
 
 
-def config_masks(cfgs: list[dict]) -> mlp.Params | None:
+def config_masks(cfgs: list[dict], shape: tuple[int, ...] | None = None) -> mlp.Params | None:
     """Masks fixed by the config (phase 1 and 2, explicit masks), stacked over runs; None for
     pruning methods."""
     kind = cfgs[0]["method"]
@@ -129,7 +157,7 @@ def config_masks(cfgs: list[dict]) -> mlp.Params | None:
         ws = [explicit_weight_masks(c) if c.get("mask") is not None else d for c, d in zip(cfgs, dense)]
         return mlp.masks_from_weights([jnp.asarray(np.stack(layer)) for layer in zip(*ws)], "out_degree")
     if kind == "structured":
-        ms = [mlp.structured_masks(c["widths"], c["structure"]) for c in cfgs]
+        ms = [mlp.structured_masks(shape or trained_widths(c), c["structure"]) for c in cfgs]
     elif kind == "search":
         space = mask_space(cfgs[0])
         m1, m2, m3 = space.index_to_masks(np.asarray([int(c["mask_index"]) for c in cfgs]))
@@ -144,16 +172,18 @@ def config_masks(cfgs: list[dict]) -> mlp.Params | None:
 def run_population(configs: list[dict], chunk_steps: int = 390,
                    progress: Callable[[int, int, float], None] | None = None,
                    place: Callable[[train.Population], train.Population] | None = None,
-                   observe: Callable[[train.Population], None] | None = None) -> list[dict]:
+                   observe: Callable[[train.Population], None] | None = None,
+                   true_shape: bool = True) -> list[dict]:
     """Train the runs of `configs` (one program key) as one population; one record per run.
     `place` puts the population on devices (the sweep runner shards it across accelerators);
-    `observe(pop)` sees the population after every chunk."""
+    `observe(pop)` sees the population after every chunk. Phase-1 runs train at their true
+    (bucketed) shape unless `true_shape` is off; records always hold full-width masks/params."""
     cfgs = [validate(c) for c in configs]
     keys = {program_key(c) for c in cfgs}
     if len(keys) != 1:
         raise ValueError(f"run_population needs runs of one program, got {len(keys)}: {sorted(map(str, keys))[:3]}")
     ids = [identity.run_id(c) for c in cfgs]
-    c0, shape = cfgs[0], trained_widths(cfgs[0])
+    c0, shape = cfgs[0], trained_widths(cfgs[0], true_shape)
     x_all, y_all = data.load(c0["dataset"])
     tcfg = train.TrainConfig(widths=shape, epochs=int(c0["epochs"]), batch_size=int(c0["batch_size"]),
                              momentum=float(c0["momentum"]), weight_decay=float(c0["weight_decay"]),
@@ -163,9 +193,9 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     method = registry.get("dense" if kind in SEARCH_KINDS else kind)
     keys_P = run_keys(ids)
     lr = jnp.asarray([float(c["lr"]) for c in cfgs], jnp.float32)
-    params = initial_params(cfgs, keys_P, method.init_scheme)
+    params = initial_params(cfgs, keys_P, method.init_scheme, shape)
     t0 = time.perf_counter()
-    masks = config_masks(cfgs)
+    masks = config_masks(cfgs, shape)
     budget = jnp.asarray([int(c["budget"] or 0) for c in cfgs], jnp.int32)
     if masks is None:
         wm = method.prune_at_init(params, budget, _tagged(keys_P, TAG_PRUNE), lr, jnp.asarray(x_all),
@@ -176,11 +206,14 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     pop = place(pop) if place is not None else pop
     pop = method.fit(pop, x_all, y_all, tcfg, progress=progress, observe=observe)
     metrics = train.evaluate(pop.params, x_all, y_all)
-    conn = connectivity.stats_records(connectivity.connectivity_stats_population(pop.params, pop.masks))
     seconds = time.perf_counter() - t0
     records = []
     host_params = jax.tree.map(np.asarray, pop.params)
     host_masks = jax.tree.map(lambda m: np.asarray(m) > 0, pop.masks)
+    if kind == "structured" and shape != tuple(c0["widths"]):  # records keep the configured width
+        host_params, host_masks = pad_width(host_params, c0["widths"]), pad_width(host_masks, c0["widths"])
+    conn = connectivity.stats_records(connectivity.connectivity_stats_population(
+        jax.tree.map(jnp.asarray, host_params), jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), host_masks)))
     diverged = np.asarray(pop.diverged)
     for i, (rid, c) in enumerate(zip(ids, cfgs)):
         records.append({
@@ -190,6 +223,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
             "diverged": bool(diverged[i]), "train_seconds": seconds / len(cfgs),
             "mask_weight_count": int(sum(np.sum(m["w"][i]) for m in host_masks)),
             "bias_rule": {"search": "in_degree", "structured": "blocks"}.get(kind, "out_degree"),
+            "trained_widths": list(shape),
             "connectivity": conn[i],
             "masks": jax.tree.map(lambda a: a[i], host_masks),
             "params": jax.tree.map(lambda a: a[i], host_params),
