@@ -218,3 +218,38 @@ def test_launcher_bad_input_exits_2_writing_nothing(tmp_path, store_path, make_b
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
     assert proc.stdout == ""
     assert sorted(os.listdir(tmp_path)) == before
+
+
+# ----------------------------------------------------------------------------- files
+
+def test_slug_keeps_safe_names_and_separates_punctuation_variants():
+    from sparsejax.viz.figures import slug
+    assert slug("random") == "random" and slug("bench95_init") == "bench95_init"
+    assert slug("p+q") != slug("p_q") == "p_q"
+    assert slug("p+q").startswith("p_q-") and slug("p+q") == slug("p+q")
+
+
+def test_figures_are_written_atomically_with_mode_0644(tmp_path):
+    import stat
+    from matplotlib.figure import Figure
+    from sparsejax.viz.figures import save
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    old_umask = os.umask(0o022)
+    try:
+        paths = save(fig, str(tmp_path), "f")
+    finally:
+        os.umask(old_umask)
+    assert sorted(os.listdir(tmp_path)) == ["f.png", "f.svg"]  # no temporary file left
+    for p in paths:
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o644
+    assert open(paths[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_manifest_removes_figures_of_an_earlier_report_only(tmp_path):
+    from sparsejax.viz.report import MANIFEST, _replace_manifest
+    for name in ("old.png", "keep.png", "mine.txt"):
+        (tmp_path / name).write_text("x")
+    _replace_manifest(str(tmp_path), [str(tmp_path / "old.png"), str(tmp_path / "keep.png")])
+    _replace_manifest(str(tmp_path), [str(tmp_path / "keep.png")])
+    assert sorted(os.listdir(tmp_path)) == sorted(["keep.png", "mine.txt", MANIFEST])

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
+import io
 import os
 import re
 import zlib
@@ -25,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 import numpy as np
 
-from sparsejax import mlp
+from sparsejax import fileio, mlp
 from sparsejax.analysis import flops as flops_lib
 from sparsejax.analysis import pareto
 from sparsejax.search.product import select_sparsest
@@ -54,8 +56,16 @@ def text(value: Any) -> str:
 
 
 def slug(value: Any) -> str:
-    """A file-name-safe form of a label."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip("._")[:60] or "x"
+    """A file-name-safe form of a label, distinct for distinct labels.
+
+    A label that is already safe is kept as is (``random``, ``bench95_init``); any other gets
+    a short hash of the original appended, so ``p+q`` and ``p_q`` never share a file name.
+    """
+    raw = str(value)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("._")[:60] or "x"
+    if safe == raw:
+        return safe
+    return f"{safe}-{hashlib.sha1(raw.encode('utf-8')).hexdigest()[:8]}"
 
 
 def method_label(method: str) -> str:
@@ -78,7 +88,9 @@ def save(fig: Figure, out_dir: str, stem: str) -> list[str]:
     with matplotlib.rc_context(STYLE):
         for ext in ("png", "svg"):
             path = os.path.join(out_dir, f"{stem}.{ext}")
-            fig.savefig(path, metadata={"Date": None} if ext == "svg" else None)
+            # atomic (a kill never leaves a truncated image) and mode 0644
+            fileio.atomic_write(path, lambda tmp, ext=ext: fig.savefig(
+                tmp, format=ext, metadata={"Date": None} if ext == "svg" else None))
             paths.append(path)
     return paths
 
@@ -350,11 +362,12 @@ def flops_chart(ours: Mapping[str, float], out_dir: str, paper: Mapping[str, flo
         return []
     paths = save(fig, out_dir, "table1_flops")
     path = os.path.join(out_dir, "table1_flops.csv")
-    with open(path, "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["method", "paper", "ours_model", "ours_measured_nnz"])
-        for m in ours:
-            out.writerow([m, paper.get(m, ""), f"{ours[m]:.4g}", f"{measured[m]:.4g}" if measured and m in measured else ""])
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    out.writerow(["method", "paper", "ours_model", "ours_measured_nnz"])
+    for m in ours:
+        out.writerow([m, paper.get(m, ""), f"{ours[m]:.4g}", f"{measured[m]:.4g}" if measured and m in measured else ""])
+    fileio.atomic_write_text(path, buf.getvalue())
     return paths + [path]
 
 

@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from sparsejax import fileio
 from sparsejax.analysis import flops as flops_lib
 from sparsejax.analysis import pareto
-from sparsejax.sweep.store import atomic_write_text
 from sparsejax.viz import figures
 
 TARGETS = figures.TARGETS
@@ -297,8 +297,10 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
     tables.append(flops_t)
 
     figs: list[tuple[str, list[str]]] = []
+    written: list[str] = []
 
     def add(title: str, paths: list[str]) -> None:
+        written.extend(paths)
         for group in _group_paths([p for p in paths if not p.endswith(".csv")]):
             name = os.path.basename(os.path.splitext(group[0])[0])
             figs.append((f"{title} [{name}]", group))
@@ -316,5 +318,27 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
     log(f"wrote {len(figs)} figures")
     path = os.path.join(out_dir, "report.html")
     page = render_html(store_path, len(rows), tables, figs)
-    atomic_write_text(path, lambda fh: fh.write(page))
+    fileio.atomic_write_text(path, page)
+    _replace_manifest(out_dir, [path, *written])
     return path
+
+
+MANIFEST = "report-files.txt"
+
+
+def _replace_manifest(out_dir: str, written: Sequence[str]) -> None:
+    """Delete the files an earlier report listed in `out_dir`'s manifest that this one did not
+    write again (figures of an earlier store must not linger in a reused folder), then list
+    the new ones. Only plain names from our own manifest are ever deleted."""
+    manifest = os.path.join(out_dir, MANIFEST)
+    new = {os.path.basename(p) for p in written}
+    try:
+        with open(manifest, encoding="utf-8") as fh:
+            old = {line.strip() for line in fh if line.strip()}
+    except OSError:
+        old = set()
+    for name in sorted(old - new):
+        stale = os.path.join(out_dir, name)
+        if name == os.path.basename(name) and not name.startswith(".") and os.path.isfile(stale):
+            os.remove(stale)
+    fileio.atomic_write_text(manifest, "".join(f"{n}\n" for n in sorted(new)))
