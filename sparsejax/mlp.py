@@ -9,6 +9,8 @@ populations. Checkpoints use PyTorch names and (out, in) shapes.
 from __future__ import annotations
 
 import functools
+import os
+import zipfile
 from typing import Sequence
 
 import jax
@@ -263,12 +265,29 @@ def save_npz(path: str, params: Params) -> None:
 
 
 def load_npz(path: str, widths: Sequence[int] | None = None) -> Params:
-    """Read one network written by :func:`save_npz` (or by the reference code)."""
+    """Read one network written by :func:`save_npz` (or by the reference code).
+
+    Anything but an .npz of finite float32/float64 arrays is a ValueError naming the file: an
+    empty or truncated file, a pickle, integer, complex (its imaginary part would be dropped)
+    or float16 arrays (their rounding would silently change the network), NaN or inf weights
+    (they would train to a "diverged" record instead of failing at the start).
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"init file {path!r}: not a regular file")
     try:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("holds a single array, not named layers")
             state = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"init file {path!r} is not a readable .npz: {e}") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"init file {path!r} is not a readable .npz: {msg}") from None
+    for name, a in state.items():
+        if a.dtype not in (np.float32, np.float64):
+            raise ValueError(f"init file {path!r}: array {name} has dtype {a.dtype}; "
+                             "need float32 or float64")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"init file {path!r}: array {name} holds NaN or infinite values")
     return from_torch_state(state, widths)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 import sys
 from typing import Any, Callable, Mapping, NoReturn, Sequence
 
@@ -23,21 +25,51 @@ from sparsejax.sweep.store import StoreError
 FLAGS = flags.FLAGS
 EXIT_USAGE = 2
 SWEEP_FLAG_NAMES = ("store", "preset", "dry_run", "num_shards", "shard_index",
-                    "population_size", "chunk_steps")
+                    "population_size", "chunk_steps", "allow_numeric_path_change")
 
 
 # ----------------------------------------------------------------------------- flags
 
-def define_sweep_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+COMMON_FLAG_NAMES = ("store", "preset", "dry_run")
+
+
+def define_common_flags(presets: Sequence[str] = (), store_help: str | None = None,
+                        dry_run_help: str | None = None,
+                        flag_values: flags.FlagValues = FLAGS) -> None:
+    """Define ``--store``, ``--preset`` and ``--dry_run``, the flags EVERY launcher has, and make
+    them key flags of the calling launcher so ``--help`` lists them (idempotent).
+
+    ``presets`` names the launcher's presets in the ``--preset`` help; each preset writes
+    under its own ``out/<preset>`` folder by default (:func:`preset_out`).
+    """
+    if "store" not in flag_values:
+        names = ", ".join(presets) if presets else "none defined"
+        flags.DEFINE_string("store", None, store_help or "Sweep store file (SQLite); created if missing.",
+                            flag_values=flag_values)
+        flags.DEFINE_string("preset", None, f"Named preset: {names}. It sets the launcher's grid "
+                            "(flags given explicitly override it) and the default output folder "
+                            "out/<preset>.", flag_values=flag_values)
+        flags.DEFINE_boolean("dry_run", False, dry_run_help or "Check the input and print what would run "
+                             "(runs, cost); create nothing.", flag_values=flag_values)
+    if flag_values is FLAGS:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller == __name__:  # called through define_sweep_flags
+            caller = sys._getframe(2).f_globals.get("__name__", "")
+        module = sys.argv[0] if caller == "__main__" else caller
+        for name in COMMON_FLAG_NAMES + tuple(n for n in SWEEP_FLAG_NAMES if n in flag_values):
+            flag_values.register_key_flag_for_module(module, flag_values[name])
+
+
+def preset_out(preset: str | None, default: str = "out") -> str:
+    """The default output folder of a preset: ``out/<preset>`` (``default`` without one)."""
+    return os.path.join("out", preset) if preset else default
+
+
+def define_sweep_flags(presets: Sequence[str] = (), flag_values: flags.FlagValues = FLAGS) -> None:
     """Define the flags every sweep launcher shares (idempotent per ``flag_values``)."""
     if "population_size" in flag_values:
         return
-    flags.DEFINE_string("store", None, "Sweep store file (SQLite); created if missing.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("preset", None, "Named preset of the launcher's grid; flags given "
-                        "explicitly override it.", flag_values=flag_values)
-    flags.DEFINE_boolean("dry_run", False, "Print run counts and cost; create nothing.",
-                         flag_values=flag_values)
+    define_common_flags(presets, flag_values=flag_values)
     flags.DEFINE_integer("num_shards", 1, "Split the plan into this many shards (jobs).",
                          flag_values=flag_values)
     flags.DEFINE_integer("shard_index", 0, "Which shard this job trains, 0 <= i < num_shards.",
@@ -46,6 +78,15 @@ def define_sweep_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                          flag_values=flag_values)
     flags.DEFINE_integer("chunk_steps", 390, "Steps per jitted chunk (progress granularity).",
                          flag_values=flag_values)
+    flags.DEFINE_boolean("allow_numeric_path_change", False, "Resume into a store written on "
+                         "another numeric path (backend, kernel, jax/numpy or code version); the "
+                         "records written are marked. Without it such a launch is refused.",
+                         flag_values=flag_values)
+    if flag_values is FLAGS:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        module = sys.argv[0] if caller == "__main__" else caller
+        for name in SWEEP_FLAG_NAMES:
+            flag_values.register_key_flag_for_module(module, flag_values[name])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +99,7 @@ class SweepArgs:
     shard_index: int
     population_size: int
     chunk_steps: int
+    allow_numeric_path_change: bool = False
 
 
 def check_sweep_args(args: SweepArgs) -> SweepArgs:
@@ -73,6 +115,7 @@ def check_sweep_args(args: SweepArgs) -> SweepArgs:
         raise ValueError(f"--chunk_steps: must be >= 1, got {args.chunk_steps}")
     if not args.dry_run and not args.store:
         raise ValueError("--store: required (a sweep store file), unless --dry_run")
+    check_store_path(args.store)
     return args
 
 
@@ -97,23 +140,43 @@ def _items(flag_name: str, text: str | Sequence[Any] | None, what: str) -> list[
     return parts
 
 
-def parse_ints(flag_name: str, text: str | Sequence[Any] | None, min_value: int | None = None) -> list[int]:
-    """``"15,16,20..23"`` -> ``[15, 16, 20, 21, 22, 23]`` (``a..b`` is an inclusive range)."""
+MAX_LIST = 100_000  # values one list flag may expand to (a..b ranges included)
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+_ASCII_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan|infinity)", re.I)
+
+
+def _ascii_int(flag_name: str, item: str, what: str) -> int:
+    """``int(item)`` for ASCII digits only: Python's int() also reads full-width and other
+    Unicode digits (``"４"``), which a shell user never means to type."""
+    if not _ASCII_INT.fullmatch(item):
+        raise ValueError(f"{_flag(flag_name)}: {item!r} is not an integer; give comma-separated {what}")
+    return int(item)
+
+
+def parse_ints(flag_name: str, text: str | Sequence[Any] | None, min_value: int | None = None,
+               max_value: int | None = None) -> list[int]:
+    """``"15,16,20..23"`` -> ``[15, 16, 20, 21, 22, 23]`` (``a..b`` is an inclusive range).
+
+    Values outside [min_value, max_value] and lists longer than :data:`MAX_LIST` are errors,
+    checked before any range is expanded (``1..10000000`` fails at once instead of hanging).
+    """
     what = "integers (a..b for an inclusive range), e.g. 15,16,20..26"
-    out: list[int] = []
+    bounds: list[tuple[int, int]] = []
     for item in _items(flag_name, text, what):
         lo, sep, hi = item.partition("..")
-        try:
-            values = range(int(lo), int(hi) + 1) if sep else [int(item)]
-        except ValueError:
-            raise ValueError(f"{_flag(flag_name)}: {item!r} is not an integer; give comma-separated "
-                             f"{what}") from None
-        if sep and not values:
+        a = _ascii_int(flag_name, lo.strip() if sep else item, what)
+        b = _ascii_int(flag_name, hi.strip(), what) if sep else a
+        if b < a:
             raise ValueError(f"{_flag(flag_name)}: empty range {item!r}; give a..b with a <= b")
-        out.extend(values)
-    if min_value is not None and min(out) < min_value:
-        raise ValueError(f"{_flag(flag_name)}: every value must be >= {min_value}, got {min(out)}")
-    return out
+        bounds.append((a, b))
+    low, high = min(a for a, _ in bounds), max(b for _, b in bounds)
+    if min_value is not None and low < min_value:
+        raise ValueError(f"{_flag(flag_name)}: every value must be >= {min_value}, got {low}")
+    if max_value is not None and high > max_value:
+        raise ValueError(f"{_flag(flag_name)}: every value must be <= {max_value}, got {high}")
+    if sum(b - a + 1 for a, b in bounds) > MAX_LIST:
+        raise ValueError(f"{_flag(flag_name)}: more than {MAX_LIST:,} values; give a shorter list")
+    return [v for a, b in bounds for v in range(a, b + 1)]
 
 
 def parse_floats(flag_name: str, text: str | Sequence[Any] | None, positive: bool = False) -> list[float]:
@@ -122,6 +185,8 @@ def parse_floats(flag_name: str, text: str | Sequence[Any] | None, positive: boo
     out: list[float] = []
     for item in _items(flag_name, text, what):
         try:
+            if not _ASCII_FLOAT.fullmatch(item):
+                raise ValueError(item)
             value = float(item)
         except ValueError:
             raise ValueError(f"{_flag(flag_name)}: {item!r} is not a number; give comma-separated "
@@ -143,6 +208,73 @@ def parse_strs(flag_name: str, text: str | Sequence[Any] | None, allowed: Sequen
             if item not in allowed:
                 raise ValueError(f"{_flag(flag_name)}: unknown {item!r}; allowed: {', '.join(allowed)}")
     return out
+
+
+# ----------------------------------------------------------------------------- paths
+
+def _existing_ancestor(path: str) -> str:
+    """The nearest existing folder-or-file at or above ``path`` (absolute)."""
+    p = os.path.abspath(path)
+    while not os.path.lexists(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return p
+
+
+def check_output_dir(flag_name: str, path: str) -> str:
+    """``path`` if it is, or can be created as, a writable folder; else ValueError naming the
+    flag. Nothing is created."""
+    flag = _flag(flag_name)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"{flag}: {path} exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{flag}: folder {path} is not writable")
+        return path
+    anc = _existing_ancestor(path)
+    if not os.path.isdir(anc):
+        raise ValueError(f"{flag}: cannot create {path}: {anc} is not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}: cannot create {path}: folder {anc} is not writable")
+    return path
+
+
+def check_output_file(flag_name: str, path: str) -> str:
+    """``path`` if a file can be written there (its folder exists or can be created, it is not
+    a folder or a device); else ValueError naming the flag. Nothing is created."""
+    flag = _flag(flag_name)
+    if not path:
+        raise ValueError(f"{flag}: required; give a file path")
+    if os.path.isdir(path):
+        raise ValueError(f"{flag}: {path} is a folder; give a file path")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{flag}: {path} is not a regular file")
+    check_output_dir(flag_name, os.path.dirname(os.path.abspath(path)))
+    return path
+
+
+def check_store_path(path: str | None, flag_name: str = "store") -> str | None:
+    """A store path that is an existing regular file or a file that can be created (None
+    passes); ValueError naming the flag otherwise (``/dev/null``, a folder ...)."""
+    if not path:
+        return path
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{_flag(flag_name)}: {path} is not a regular file (a sweep store is an SQLite file)")
+    return check_output_file(flag_name, path)
+
+
+def check_init(flag_name: str, init: str) -> str:
+    """``"random"`` or a readable init .npz of finite float weights; ValueError naming the flag."""
+    if init == "random":
+        return init
+    from sparsejax import mlp  # jax: only when a file must be read
+    try:
+        mlp.load_npz(init)
+    except ValueError as err:
+        raise ValueError(f"{_flag(flag_name)}: {err}") from None
+    return init
 
 
 # ----------------------------------------------------------------------------- presets
@@ -200,14 +332,42 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
     return wrapped
 
 
+HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
+def _asks_help(argv: Sequence[str]) -> bool:
+    return any(a.lstrip("-").split("=")[0] in HELP_FLAGS for a in argv[1:] if a.startswith("-"))
+
+
 def parse_flags_or_fail(argv: list[str]) -> list[str]:
-    """absl flag parsing where a bad flag value is one stderr line and status 2 (for ``app.run``)."""
+    """absl flag parsing where a bad flag value is one stderr line and status 2, and ``--help``
+    (which absl ends with status 1) exits 0 (for ``app.run``)."""
     try:
         return FLAGS(argv)
     except flags.Error as err:
         fail(str(err))
+    except SystemExit as done:
+        if done.code == 1 and _asks_help(argv):
+            sys.exit(0)
+        raise
+
+
+def quiet_console(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Keep absl's prefixed INFO lines (per-population logs, JAX's "Unable to initialize
+    backend 'tpu'") off the console unless the user asked for logs: ``--logtostderr``,
+    ``--alsologtostderr`` or an explicit ``--verbosity``/``-v``. Warnings still show."""
+    loud = any(name in flag_values and bool(flag_values[name].value)
+               for name in ("logtostderr", "alsologtostderr"))
+    if not loud and not ("verbosity" in flag_values and flag_values["verbosity"].present):
+        logging.set_verbosity(logging.WARNING)
 
 
 def run(main: Callable[[list[str]], Any]) -> None:
-    """``app.run(main)`` with :func:`parse_flags_or_fail` and :func:`main_wrapper`."""
-    app.run(main_wrapper(main), flags_parser=parse_flags_or_fail)
+    """``app.run(main)`` with :func:`parse_flags_or_fail`, :func:`quiet_console` and
+    :func:`main_wrapper`."""
+    wrapped = main_wrapper(main)
+
+    def quiet_main(argv: list[str]) -> Any:
+        quiet_console()
+        return wrapped(argv)
+    app.run(quiet_main, flags_parser=parse_flags_or_fail)

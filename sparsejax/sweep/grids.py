@@ -15,6 +15,19 @@ BENCH95_BUDGETS = tuple(range(15, 27))
 BENCH995_BUDGETS = (16, 18, 20, 22, 24, 25, 26, 27, 28, 29, 30, 32, 34, 36)
 
 
+def dropped_budgets(methods: Sequence[str], widths: Sequence[int],
+                    budgets: Sequence[int]) -> list[tuple[str, int, int]]:
+    """The (method, width, budget) combinations :func:`pruning_configs` leaves out: budget B at or
+    above the weight count N_w of width w (nothing to prune), for methods that take a budget."""
+    out = []
+    for w in widths:
+        n_w = mlp.weight_count((w,) * 3)
+        for m in methods:
+            if registry.get(m).needs_budget:
+                out += [(m, int(w), int(b)) for b in budgets if b >= n_w]
+    return out
+
+
 def pruning_configs(methods: Sequence[str], widths: Sequence[int], budgets: Sequence[int], lrs: Sequence[float],
                     schedules: Sequence[str], epochs: int, repeats: int = 1, init: str = "random") -> list[dict]:
     """methods × widths × budgets × lrs × schedules × seeds, budgets kept where B < N_w of the
