@@ -1,102 +1,167 @@
-"""Train a population of masked MLPs and write one JSON line per model.
+r"""Train a population of masked MLPs and write one JSON line per model.
 
-    python -m experiments.train --widths=16 --masks=random --densities=0.1,0.2,0.5 \
+    python -m experiments.train                       # width 16, random masks at densities 0.25, 0.5, 1
+    python -m experiments.train --widths=16 --masks=random --densities=0.25,0.5,1.0 \
         --lrs=0.05,0.1 --schedules=constant,cosine --seeds=0,1 --epochs=5 --output=out/train.jsonl
+    python -m experiments.train --preset=smoke                 # seconds; writes out/smoke/train.jsonl
 
-Every combination of (density, lr, schedule, seed) is one model; all train together in
-populations of at most --population models. Each JSON line holds the run id, its resolved
-config and its metrics (accuracy on all 49,982 points, loss, weight/model nnz, diverged).
+Every combination of (mask, lr, schedule, seed) is one model; all train together in populations
+of at most --population_size models. Density 1.0 keeps every weight: it is the dense network
+(method dense). Random masks at low density often disconnect a width-16 network (no path from
+the inputs to the output) and such a model stays at chance (50 %, loss ln 2); the defaults stay
+above that. Each JSON line holds the run id, its resolved config and its metrics (accuracy on all
+49,982 points, loss, weight/model nnz, diverged); a loss or accuracy that is not a finite number
+is written as null and the run is marked diverged. With --store the runs also go to a sweep
+store (resumable: finished runs are not trained again).
 """
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
-import sys
-import tempfile
 
-from absl import app, flags, logging
+from absl import flags
 
+from sparsejax.sweep import flags as sweep_flags
 from sparsejax.sweep.flags import parse_floats, parse_ints, parse_strs
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list("widths", ["16"], "hidden widths: one value (all three layers) or one per layer")
+MAX_WIDTH = 1024
+PRESETS = {
+    # the README's example: three densities of random masks at width 16, two seeds
+    "readme": {"widths": "16", "masks": "random", "densities": "0.25,0.5,1.0", "lrs": "0.1",
+               "schedules": "cosine", "seeds": "0,1", "epochs": 5},
+    # a few seconds: width 4, half and all weights, one seed, one epoch
+    "smoke": {"widths": "4", "masks": "random", "densities": "0.5,1.0", "lrs": "0.1", "schedules": "cosine",
+              "seeds": "0", "epochs": 1},
+}
+
+sweep_flags.define_sweep_flags(tuple(PRESETS))
+flags.DEFINE_string("widths", "16", "hidden widths: one value (all three layers) or one per layer")
 flags.DEFINE_enum("masks", "random", ["dense", "random"], "dense networks or random masks of --densities")
-flags.DEFINE_list("densities", ["0.05", "0.1", "0.2", "0.4"], "fractions of weights kept (random masks)")
-flags.DEFINE_list("lrs", ["0.1"], "learning rates")
-flags.DEFINE_list("schedules", ["cosine"], "constant, cosine or step")
-flags.DEFINE_list("seeds", ["0", "1"], "seeds (each gives a new init, mask and data order)")
-flags.DEFINE_integer("epochs", 3, "epochs of 390 steps")
-flags.DEFINE_integer("population", 1024, "largest population trained at once")
-flags.DEFINE_string("output", "out/train.jsonl", "JSON-lines file written (atomically)")
+flags.DEFINE_string("densities", "0.25,0.5,1.0", "fractions of weights kept by random masks, in (0, 1] "
+                    "(1.0: the dense network)")
+flags.DEFINE_string("lrs", "0.1", "learning rates")
+flags.DEFINE_string("schedules", "cosine", "constant, cosine or step")
+flags.DEFINE_string("seeds", "0,1", "seeds (each gives a new init, mask and data order)")
+flags.DEFINE_integer("epochs", 5, "epochs of 390 steps")
+flags.DEFINE_string("output", None, "JSON-lines file written atomically, mode 0644 "
+                    "(default: out/<preset>/train.jsonl, or out/train.jsonl without a preset)")
+FLAGS = flags.FLAGS
+SETTINGS = ("widths", "masks", "densities", "lrs", "schedules", "seeds", "epochs", "output")
 
 
-def build_configs() -> list[dict]:
-    """The resolved run configs of the flags; ValueError naming the flag on bad input."""
+def settings() -> dict:
+    """Flag values with the preset overlaid (explicit flags win)."""
+    s = sweep_flags.apply_preset(PRESETS, FLAGS.preset, {k: FLAGS[k].value for k in SETTINGS})
+    if s["output"] is None:
+        s["output"] = os.path.join(sweep_flags.preset_out(FLAGS.preset), "train.jsonl")
+    return s
+
+
+def build_configs(s: dict | None = None) -> list[dict]:
+    """The resolved run configs of the settings; ValueError naming the flag on bad input."""
     from sparsejax import runs, train
-    widths = parse_ints("widths", FLAGS.widths, min_value=1)
+    s = settings() if s is None else s
+    widths = parse_ints("widths", s["widths"], min_value=1, max_value=MAX_WIDTH)
+    if len(widths) not in (1, 3):
+        raise ValueError(f"--widths: give one width or three (one per hidden layer), got {s['widths']}")
     widths = widths * 3 if len(widths) == 1 else widths
-    lrs = parse_floats("lrs", FLAGS.lrs, positive=True)
-    scheds = parse_strs("schedules", FLAGS.schedules, train.SCHEDULES)
-    seeds = parse_ints("seeds", FLAGS.seeds, min_value=0)
-    if FLAGS.epochs < 1:
-        raise ValueError(f"--epochs: must be >= 1, got {FLAGS.epochs}")
-    if FLAGS.population < 1:
-        raise ValueError(f"--population: must be >= 1, got {FLAGS.population}")
-    if FLAGS.masks == "dense":
+    lrs = parse_floats("lrs", s["lrs"], positive=True)
+    scheds = parse_strs("schedules", s["schedules"], train.SCHEDULES)
+    seeds = parse_ints("seeds", s["seeds"], min_value=0)
+    if int(s["epochs"]) < 1:
+        raise ValueError(f"--epochs: must be >= 1, got {s['epochs']}")
+    if s["masks"] == "dense":
         masks = [{"method": "dense"}]
     else:
-        dens = parse_floats("densities", FLAGS.densities, positive=True)
+        dens = parse_floats("densities", s["densities"], positive=True)
         if any(d > 1 for d in dens):
-            raise ValueError(f"--densities: must be in (0, 1], got {FLAGS.densities}")
-        masks = [{"method": "random", "density": d} for d in dens]
+            raise ValueError(f"--densities: must be in (0, 1], got {s['densities']}")
+        # density 1 keeps every weight: that is the dense network, not a "random" mask
+        masks = [{"method": "dense"} if d == 1 else {"method": "random", "density": d} for d in dens]
     configs = []
-    for m, lr, s, seed in itertools.product(masks, lrs, scheds, seeds):
-        cfg = dict(m, widths=widths, lr=lr, schedule=s, seed=seed, epochs=FLAGS.epochs)
+    for m, lr, sched, seed in itertools.product(masks, lrs, scheds, seeds):
+        cfg = dict(m, widths=widths, lr=lr, schedule=sched, seed=seed, epochs=int(s["epochs"]))
         try:
             configs.append(runs.validate(cfg))
         except ValueError as e:
-            raise ValueError(f"--{str(e).split(':')[0]}s: {str(e).split(':', 1)[1].strip()}") from None
+            field, _, why = str(e).partition(":")
+            flag = {"density": "densities", "budget": "densities", "lr": "lrs", "schedule": "schedules",
+                    "seed": "seeds", "widths": "widths", "epochs": "epochs"}.get(field.strip(), field.strip())
+            raise ValueError(f"--{flag}: {why.strip() or e}") from None
     return configs
+
+
+def _finite(value: float | None) -> float | None:
+    """A float for JSON, or None (JSON null) when it is NaN or infinite (JSON has no NaN)."""
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def jsonl_row(rec: dict) -> dict:
+    """The JSON line of one record: metrics (null where not finite; then diverged), config."""
+    from sparsejax.sweep import identity
+    acc, loss = _finite(rec.get("accuracy")), _finite(rec.get("loss"))
+    return {"run_id": rec["run_id"], "accuracy": acc, "loss": loss,
+            "weight_nnz": int(rec["weight_nnz"]), "model_nnz": int(rec["model_nnz"]),
+            "diverged": bool(rec["diverged"]) or acc is None or loss is None,
+            "config": identity.resolve(rec["config"])}
 
 
 def write_jsonl(path: str, rows: list[dict]) -> None:
     """All rows at once through a temporary file and a rename: never a half-written file."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".jsonl")
-    with os.fdopen(fd, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    os.replace(tmp, path)
+    from sparsejax import fileio
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fileio.atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+
+
+def train_rows(configs: list[dict], args: sweep_flags.SweepArgs) -> list[dict]:
+    """Train the configs (through the store when given); one JSONL row per config, in order."""
+    from sparsejax.sweep import plan as plan_lib
+    from sparsejax.sweep import progress, runner
+    from sparsejax.sweep.store import Store
+    plan = plan_lib.Plan(configs)
+    with progress.Job("train") as job:
+        if args.store:
+            runner.run_sweep(plan, args.store, population_size=args.population_size,
+                             chunk_steps=args.chunk_steps)
+            with Store(args.store, create=False) as st:
+                by_id = {r["run_id"]: r for r in st.records(plan.ids)}
+            return [jsonl_row(by_id[rid]) for rid in plan.ids]
+        job.claim(len(plan), plan_lib.cost(plan), 0, 0)
+        by_id = {}
+        for pop in plan_lib.groups(plan, args.population_size):
+            for rec in runner.train_population(pop, args.chunk_steps, progress=job.population(len(pop))):
+                by_id[rec["run_id"]] = jsonl_row(rec)
+            job.population_done(len(pop), plan_lib.cost(pop))
+    return [by_id[rid] for rid in plan.ids]
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        configs = build_configs()
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    from sparsejax import runs
-    from sparsejax.sweep import identity
-    rows = []
-    for start in range(0, len(configs), FLAGS.population):
-        pop = configs[start:start + FLAGS.population]
-        logging.info("training %d models (%d/%d)", len(pop), start + len(pop), len(configs))
-        for rec in runs.run_population(pop, progress=lambda d, t, s: logging.info("step %d/%d  %.1fs", d, t, s)):
-            rows.append({k: rec[k] for k in ("run_id", "accuracy", "loss", "weight_nnz", "model_nnz", "diverged")}
-                        | {"config": identity.resolve(rec["config"])})
-    write_jsonl(FLAGS.output, rows)
-    best = sorted(rows, key=lambda r: (-r["accuracy"], r["model_nnz"]))
-    print(f"trained {len(rows)} models; wrote {FLAGS.output}")
-    for r in best[:5]:
+        raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}")
+    args = sweep_flags.sweep_args(store_required=False)
+    s = settings()
+    output = sweep_flags.check_output_file("output", s["output"])
+    configs = build_configs(s)
+    from sparsejax.sweep import plan as plan_lib
+    plan = plan_lib.shard(plan_lib.Plan(configs), args.num_shards, args.shard_index)
+    if args.dry_run:
+        print(f"runs: total={len(plan)}; cost: model-steps total={plan_lib.cost(plan)}; would write {output}")
+        return
+    rows = train_rows(list(plan.configs), args)
+    write_jsonl(output, rows)
+    print(f"trained {len(rows)} models; wrote {output}")
+    ok = [r for r in rows if not r["diverged"]]
+    for r in sorted(ok, key=lambda r: (-r["accuracy"], r["model_nnz"]))[:5]:
         c = r["config"]
         print(f"  acc {r['accuracy']:.4f}  model nnz {r['model_nnz']:4d}  weight nnz {r['weight_nnz']:4d}  "
-              f"{c['method']} density={c.get('density')} lr={c['lr']} {c['schedule']} seed={c['seed']}  id={r['run_id']}")
+              f"{c['method']} density={c.get('density')} lr={c['lr']} {c['schedule']} seed={c['seed']}  "
+              f"id={r['run_id']}")
+    if len(ok) < len(rows):
+        print(f"  {len(rows) - len(ok)} models diverged (accuracy/loss null in the JSONL)")
     for target in (0.95, 0.995):
-        hits = [r for r in rows if r["accuracy"] >= target and not r["diverged"]]
+        hits = [r for r in ok if r["accuracy"] >= target]
         if hits:
             r = min(hits, key=lambda r: r["model_nnz"])
             print(f"sparsest reaching {target:.1%}: {r['model_nnz']} nnz ({r['accuracy']:.2%}), run {r['run_id']}")
@@ -105,4 +170,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sweep_flags.run(main)

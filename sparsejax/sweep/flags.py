@@ -102,8 +102,9 @@ class SweepArgs:
     allow_numeric_path_change: bool = False
 
 
-def check_sweep_args(args: SweepArgs) -> SweepArgs:
-    """``args`` if consistent, else ValueError naming the flag and what is allowed."""
+def check_sweep_args(args: SweepArgs, store_required: bool = True) -> SweepArgs:
+    """``args`` if consistent, else ValueError naming the flag and what is allowed.
+    ``store_required=False`` for launchers whose store is optional (``experiments.train``)."""
     if args.num_shards < 1:
         raise ValueError(f"--num_shards: must be >= 1, got {args.num_shards}")
     if not 0 <= args.shard_index < args.num_shards:
@@ -113,15 +114,16 @@ def check_sweep_args(args: SweepArgs) -> SweepArgs:
         raise ValueError(f"--population_size: must be >= 1, got {args.population_size}")
     if args.chunk_steps < 1:
         raise ValueError(f"--chunk_steps: must be >= 1, got {args.chunk_steps}")
-    if not args.dry_run and not args.store:
+    if store_required and not args.dry_run and not args.store:
         raise ValueError("--store: required (a sweep store file), unless --dry_run")
     check_store_path(args.store)
     return args
 
 
-def sweep_args(flag_values: flags.FlagValues = FLAGS) -> SweepArgs:
+def sweep_args(flag_values: flags.FlagValues = FLAGS, store_required: bool = True) -> SweepArgs:
     """The shared sweep flags as checked :class:`SweepArgs`."""
-    return check_sweep_args(SweepArgs(**{name: flag_values[name].value for name in SWEEP_FLAG_NAMES}))
+    return check_sweep_args(SweepArgs(**{name: flag_values[name].value for name in SWEEP_FLAG_NAMES}),
+                            store_required)
 
 
 # ----------------------------------------------------------------------------- list parsing
