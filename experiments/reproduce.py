@@ -1,7 +1,7 @@
 """The main job: search, prune, compare, report — the paper's study end to end.
 
-    python -m experiments.reproduce --preset=demo            # ~10 minutes on a 2-core CPU
-    python -m experiments.reproduce --preset=paper --dry_run # the full 485,838-run study
+    python -m experiments.reproduce --preset=demo            # writes out/demo/
+    python -m experiments.reproduce --preset=paper --dry_run # the full 485,838-run study (out/paper/)
 
 ``demo`` runs a small phase 1 (D = 4) and phase 2 on the configuration it selects, a pruning
 comparison of every method at width 16, then writes the figures, ``report.html`` and a viewer
@@ -19,6 +19,7 @@ from sparsejax.search import combinatorial as comb
 from sparsejax.sweep import flags as sweep_flags
 from sparsejax.sweep import grids
 from sparsejax.sweep import plan as plan_lib
+from sparsejax.sweep import progress
 from sparsejax.sweep import runner
 from sparsejax.sweep.store import Store
 
@@ -49,8 +50,9 @@ PRESETS = {
                     prune_lrs=(0.05, 0.1, 0.2), prune_schedules=ALL, prune_methods=grids.PAPER_METHODS),
 }
 
-sweep_flags.define_sweep_flags()
-flags.DEFINE_string("out", "out/demo", "folder for the store (unless --store), figures, report and viewer")
+sweep_flags.define_sweep_flags(tuple(PRESETS))
+flags.DEFINE_string("out", None, "folder for the store (unless --store), figures, report and viewer "
+                    "(default: out/<preset>, so the demo and the paper never share a store)")
 flags.DEFINE_string("bench_inits", grids.BENCH_INITS, "folder holding bench95_init.npz and bench995_init.npz (paper)")
 FLAGS = flags.FLAGS
 
@@ -90,6 +92,17 @@ def sparsest(store_path: str, target: float) -> dict | None:
     return min(ok, key=lambda r: (r["model_nnz"], -r["accuracy"])) if ok else None
 
 
+def phase2_bound(s: comb.SearchSettings, structure: tuple[int, int, int], levels: int | None) -> tuple[int, int]:
+    """(runs, model-steps) of phase 2 on ``structure`` if it trains ``levels`` nnz levels (all
+    when None): an upper bound, phase 2 stops at the first level reaching the target."""
+    from sparsejax.search.product import MaskSpace
+    lv = MaskSpace(tuple(structure)).nnz_levels()
+    n = len(lv.nnz) if levels is None else min(int(levels), len(lv.nnz))
+    runs = int(sum(lv.count[:n])) * len(s.lrs) * len(s.schedules)
+    one = plan_lib.run_cost(comb.phase2_plan(s, structure, None, 0, 1).configs[0])
+    return runs, runs * one
+
+
 def run_demo(p: Preset, store: str, out: str, args: sweep_flags.SweepArgs) -> None:
     s = comb.SearchSettings(width=p.phase1_width, lrs=p.search_lrs, schedules=p.search_schedules, epochs=p.epochs,
                             population_size=args.population_size, chunk_steps=args.chunk_steps)
@@ -100,21 +113,30 @@ def run_demo(p: Preset, store: str, out: str, args: sweep_flags.SweepArgs) -> No
         runner.run_sweep(plan1, store, dry_run=True)
         runner.run_sweep(prune, store, dry_run=True)
         return
-    print(f"[1/4] phase 1: {len(plan1)} configurations of {{1..{p.phase1_width}}}^3, {p.epochs} epochs", flush=True)
-    runner.run_sweep(plan1, store, population_size=args.population_size, chunk_steps=args.chunk_steps)
-    best = comb.select_phase1(store, plan1, p.phase1_target)
-    print(f"      sparsest configuration above {p.phase1_target:.0%}: {best}", flush=True)
-    if best is not None:
-        print(f"[2/4] phase 2 on {best}: the first {p.phase2_levels} nnz levels", flush=True)
-        res = comb.run_phase2(s, best, p.phase1_target, store, max_levels=p.phase2_levels, log=logging.info)
-        if res.winner:
-            print(f"      winner: {res.winner['model_nnz']} nnz, {res.winner['accuracy']:.2%} "
-                  f"({res.winner['run_id']})", flush=True)
-        else:
-            print(f"      no mask in levels {res.levels_done} exceeds {p.phase1_target:.0%}", flush=True)
-    print(f"[3/4] pruning: {len(p.prune_methods)} methods x budgets {list(p.prune_budgets)} at width "
-          f"{p.prune_widths[0]}", flush=True)
-    runner.run_sweep(prune, store, population_size=args.population_size, chunk_steps=args.chunk_steps)
+    with progress.Job("reproduce") as job:
+        job.expect("phase 1", len(plan1), plan_lib.cost(plan1))
+        job.expect("pruning", len(prune), plan_lib.cost(prune))
+        job.echo(f"[1/4] phase 1: {len(plan1)} configurations of {{1..{p.phase1_width}}}^3, {p.epochs} epochs")
+        with job.stage("phase 1"):
+            runner.run_sweep(plan1, store, population_size=args.population_size, chunk_steps=args.chunk_steps)
+        best = comb.select_phase1(store, plan1, p.phase1_target)
+        job.echo(f"      sparsest configuration above {p.phase1_target:.0%}: {best}")
+        if best is not None:
+            runs2, steps2 = phase2_bound(s, best, p.phase2_levels)
+            job.expect("phase 2", runs2, steps2, exact=False)
+            job.echo(f"[2/4] phase 2 on {best}: the first {p.phase2_levels} nnz levels (at most {runs2} runs)")
+            with job.stage("phase 2"):
+                res = comb.run_phase2(s, best, p.phase1_target, store, max_levels=p.phase2_levels,
+                                      log=logging.info)
+            if res.winner:
+                job.echo(f"      winner: {res.winner['model_nnz']} nnz, {res.winner['accuracy']:.2%} "
+                         f"({res.winner['run_id']})")
+            else:
+                job.echo(f"      no mask in levels {res.levels_done} exceeds {p.phase1_target:.0%}")
+        job.echo(f"[3/4] pruning: {len(p.prune_methods)} methods x budgets {list(p.prune_budgets)} at width "
+                 f"{p.prune_widths[0]}")
+        with job.stage("pruning"):
+            runner.run_sweep(prune, store, population_size=args.population_size, chunk_steps=args.chunk_steps)
     print("[4/4] figures, report and viewer", flush=True)
     from sparsejax.viz import report, viewer
     path = report.build_report(store, out, mc_trials=500)
@@ -132,34 +154,46 @@ def run_demo(p: Preset, store: str, out: str, args: sweep_flags.SweepArgs) -> No
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}")
-    if not FLAGS.store:  # the main job keeps its store beside its report by default
-        FLAGS.store = os.path.join(FLAGS.out, "store.sqlite")
-    args = sweep_flags.sweep_args()
-    name = args.preset or "demo"
+    name = FLAGS.preset or "demo"
     if name not in PRESETS:
         raise ValueError(f"--preset: unknown {name!r}; allowed: {', '.join(PRESETS)}")
+    out = FLAGS.out or sweep_flags.preset_out(name)
+    sweep_flags.check_output_dir("out", out)
+    if not FLAGS.store:  # the main job keeps its store beside its report by default
+        FLAGS.store = os.path.join(out, "store.sqlite")
+    args = sweep_flags.sweep_args()
     p = PRESETS[name]
+    if name == "paper":  # inputs first: the bench inits, before minutes of planning
+        for f in ("bench95_init.npz", "bench995_init.npz"):
+            sweep_flags.check_init("bench_inits", os.path.join(FLAGS.bench_inits, f))
     store = args.store
-    if args.dry_run and not os.path.isdir(os.path.dirname(os.path.abspath(store))):
-        store = None  # nothing can be done yet where the folder does not exist
+    if args.dry_run and not os.path.exists(store):
+        store = None  # a missing store holds no runs; nothing is created in a dry run
     if name == "demo":
         if not args.dry_run:
-            os.makedirs(FLAGS.out, exist_ok=True)
-        return run_demo(p, store, FLAGS.out, args)
+            os.makedirs(out, exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(store)), exist_ok=True)
+        return run_demo(p, store, out, args)
     plans = paper_plans(p, FLAGS.bench_inits)
     total = sum(len(pl) for _, pl in plans)
     for group, pl in plans:
         print(f"{group}: {len(pl)} runs", flush=True)
     print(f"total: {total} runs", flush=True)
     if not args.dry_run:
+        os.makedirs(out, exist_ok=True)
         os.makedirs(os.path.dirname(os.path.abspath(store)), exist_ok=True)
-    for group, pl in plans:
-        logging.info("group: %s", group)
-        runner.run_sweep(plan_lib.shard(pl, args.num_shards, args.shard_index), store,
-                         population_size=args.population_size, chunk_steps=args.chunk_steps, dry_run=args.dry_run)
+    with progress.Job("reproduce", enabled=not args.dry_run) as job:
+        shards = [(group, plan_lib.shard(pl, args.num_shards, args.shard_index)) for group, pl in plans]
+        for group, pl in shards:
+            job.expect(group, len(pl), plan_lib.cost(pl))
+        for group, pl in shards:
+            logging.info("group: %s", group)
+            with job.stage(group):
+                runner.run_sweep(pl, store, population_size=args.population_size, chunk_steps=args.chunk_steps,
+                                 dry_run=args.dry_run)
     if not args.dry_run:
         from sparsejax.viz import report
-        print(f"report: {report.build_report(store, FLAGS.out)}")
+        print(f"report: {report.build_report(store, out)}")
 
 
 if __name__ == "__main__":
