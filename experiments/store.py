@@ -1,11 +1,18 @@
-r"""Export or merge sweep stores.
+r"""Export, merge or verify sweep stores.
 
   python -m experiments.store export --store=S.sqlite --format=csv|jsonl [--out=FILE]
   python -m experiments.store merge --store=DEST.sqlite --inputs=A.sqlite,B.sqlite
+  python -m experiments.store verify --store=S.sqlite
 
-``export`` writes the flat table (stdout without ``--out``; a file is written atomically).
-``merge`` copies every run of the inputs into DEST (created if missing), never twice, and
-prints the counts. Bad input gives one line on stderr and exit status 2, with nothing written.
+``export`` writes the flat table (stdout without ``--out``; a file is written atomically),
+including each run's numeric path (``numeric_path.*`` columns). ``merge`` copies every
+verified run of the inputs into DEST (created if missing), never twice, and prints the counts
+as JSON; rows whose id does not hash from their config (or that are damaged) are never kept,
+and any such row or any conflict (same id, other numbers or masks) is listed on stderr and
+ends with a summary line and exit status 1. ``verify`` checks every record's checksum, id and
+blobs plus SQLite's integrity check, prints a summary, and exits 0 if clean, 1 if damage was
+found. Stores are read read-only (read-only media work). Bad input gives one line on stderr
+and exit status 2, with nothing written.
 """
 from __future__ import annotations
 
@@ -18,9 +25,11 @@ from absl import app, flags
 
 from sparsejax.sweep import store as store_lib
 
-COMMANDS = ("export", "merge")
+COMMANDS = ("export", "merge", "verify")
+EXIT_DAMAGE = 1
+SHOWN_PROBLEMS = 20  # problem lines printed before "... and N more"
 
-_STORE = flags.DEFINE_string("store", None, "Store file (export: read; merge: destination).")
+_STORE = flags.DEFINE_string("store", None, "Store file (export, verify: read; merge: destination).")
 _FORMAT = flags.DEFINE_string("format", "csv", "export: csv or jsonl.")
 _OUT = flags.DEFINE_string("out", None, "export: output file (default: stdout).")
 _INPUTS = flags.DEFINE_list("inputs", [], "merge: comma-separated source store files.")
@@ -60,8 +69,17 @@ def run_export(store: str | None, fmt: str, out: str | None) -> int:
     return 0
 
 
+def _print_problems(problems: Sequence[str]) -> None:
+    """The first SHOWN_PROBLEMS lines on stderr, then how many more there were."""
+    for line in problems[:SHOWN_PROBLEMS]:
+        print(line, file=sys.stderr)
+    if len(problems) > SHOWN_PROBLEMS:
+        print(f"... and {len(problems) - SHOWN_PROBLEMS} more", file=sys.stderr)
+
+
 def run_merge(store: str | None, inputs: Sequence[str]) -> int:
-    """Check the flags, then merge ``inputs`` into ``store`` and print the counts as JSON."""
+    """Check the flags, then merge ``inputs`` into ``store`` and print the counts as JSON;
+    status 1 (problems and a summary line on stderr) on any conflict or rejected row."""
     inputs = [p for p in inputs if p]
     if not inputs:
         raise CliError("--inputs is required for merge: a comma-separated list of store files")
@@ -70,8 +88,30 @@ def run_merge(store: str | None, inputs: Sequence[str]) -> int:
         _check_store(src, "--inputs", must_exist=True)
         if os.path.exists(dest) and os.path.samefile(src, dest):
             raise CliError(f"--inputs={src}: is the destination --store itself")
-    print(json.dumps(store_lib.merge(dest, inputs)))
-    return 0
+    counts = store_lib.merge(dest, inputs)
+    print(json.dumps({**counts, "rejected": counts.rejected}))
+    if counts.ok:
+        return 0
+    _print_problems(counts.problems)
+    print(f"merge: {counts['conflicts']} conflicting runs (the first copy kept), "
+          f"{counts.rejected} rows rejected (id does not match config, or damaged) and not kept; "
+          f"{counts['inserted']} runs inserted", file=sys.stderr)
+    return EXIT_DAMAGE
+
+
+def run_verify(store: str | None) -> int:
+    """Check every record of ``store`` (read-only); status 0 if clean, 1 if damage found."""
+    path = _check_store(store, "--store", must_exist=True)
+    report = store_lib.verify(path)
+    problems = [f"run {rid}: {'; '.join(found)}" for rid, found in report["damaged"]]
+    problems += [f"sqlite integrity: {line}" for line in report["integrity"]]
+    _print_problems(problems)
+    unchecked = (f"; {report['unchecksummed']} records have no checksum (schema 1 store: opening it "
+                 "for writing adds them)" if report["unchecksummed"] else "")
+    status = "ok" if report["ok"] else "DAMAGED"
+    print(f"verify: {status}: {report['records']} records, {len(report['damaged'])} damaged, "
+          f"sqlite integrity {'ok' if not report['integrity'] else 'FAILED'}{unchecked}")
+    return 0 if report["ok"] else EXIT_DAMAGE
 
 
 def run(argv: Sequence[str]) -> int:
@@ -82,10 +122,15 @@ def run(argv: Sequence[str]) -> int:
             raise CliError(f"command: got {got!r}; use exactly one of: {', '.join(COMMANDS)}")
         if argv[1] == "export":
             return run_export(_STORE.value, _FORMAT.value, _OUT.value)
+        if argv[1] == "verify":
+            return run_verify(_STORE.value)
         return run_merge(_STORE.value, _INPUTS.value)
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except store_lib.StoreError as err:  # damage found while reading (DamagedRecordError, ...)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_DAMAGE
 
 
 def main(argv: Sequence[str]) -> int:

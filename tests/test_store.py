@@ -154,7 +154,7 @@ def test_two_store_objects_share_one_file(tmp_path):
         a.set_meta("note", "hello")
         assert b.get_meta("note") == "hello"
         assert b.get_meta("magic") == "sparsejax-sweep-store"
-        assert b.get_meta("schema_version") == "1" and b.get_meta("created_at")
+        assert b.get_meta("schema_version") == "2" and b.get_meta("created_at")
 
 
 def _bytes(path) -> bytes:

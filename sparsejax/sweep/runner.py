@@ -3,7 +3,9 @@
 ``run_sweep`` skips runs already in the store, trains the rest in populations of one compiled
 program (``plan.groups``) and writes each population's records in ONE store transaction, so a
 ``kill -9`` at any moment loses at most the population in flight; relaunching the same command
-finishes the sweep. Progress (runs done of the whole job, model-steps/s without compiles, the
+finishes the sweep. After each population the store's WAL is checkpointed, so a lost ``-wal``
+file costs at most the population in flight. Progress (runs done of the whole job,
+model-steps/s without compiles, the
 job's ETA) is one live line of :mod:`sparsejax.sweep.progress`; each population also logs one
 line to ``log``.
 
@@ -12,6 +14,13 @@ With more than one device the population axis is sharded over all of them
 copies of its last run to a multiple of the device count and the padded records are dropped.
 The trainer is vmapped over the population, so every model computes exactly what it computes
 unsharded.
+
+Every record carries the numeric path it was computed on (``sweep.numeric_path``: backend,
+kernel, library and code versions), and the store's meta records the path of the machine that
+first wrote to it. Resuming into a store whose path differs from this machine's is refused
+before anything is written (``numeric path: ...``, exit 2 from a launcher): the same run ids
+would get other numbers. ``allow_numeric_path_change`` (``--allow_numeric_path_change``)
+resumes anyway and marks every record written then with ``"differs_from_store": true``.
 """
 from __future__ import annotations
 
@@ -27,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from sparsejax import runs
 from sparsejax.sweep import identity
+from sparsejax.sweep import numeric_path as numeric_path_lib
 from sparsejax.sweep import plan as plan_lib
 from sparsejax.sweep import progress as progress_lib
 from sparsejax.sweep.store import Store, StoreError
@@ -116,22 +126,67 @@ def _check_store_path(store_path: str | os.PathLike | None, dry_run: bool) -> st
 
 
 def _open_store(path: str, create: bool) -> Store:
-    """``Store(path, create)`` with a StoreError turned into ValueError("store: ...")."""
+    """``Store(path, create)`` (create=False: read-only) with a StoreError turned into
+    ValueError("store: ...")."""
     try:
         return Store(path, create=create)
     except StoreError as err:
         raise ValueError(f"store: {err}") from None
 
 
+def _is_blank(path: str) -> bool:
+    """Whether ``path`` is missing or a store file that holds no tables (zero bytes, or a
+    creation cut short): a writer (re)creates it, so there is no numeric path to check."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return True
+    try:
+        Store(path, create=False).close()
+    except StoreError as err:
+        return "creation was interrupted" in str(err)
+    return False
+
+
+def check_numeric_path(store_path: str, allow_change: bool) -> tuple[dict | None, bool]:
+    """(the store's recorded numeric path, whether it differs from this machine's), read
+    without writing; ValueError("numeric path: ...") when it differs and ``allow_change`` is
+    False. A store without runs (or a blank file) has nothing to differ from."""
+    if _is_blank(store_path):
+        return None, False
+    with _open_store(store_path, create=False) as store:
+        stored, empty = store.numeric_path(), store.count() == 0
+    if stored is None and empty:
+        return None, False
+    diff = numeric_path_lib.differences(stored, numeric_path_lib.store_path())
+    if diff and not allow_change:
+        raise ValueError(f"numeric path: store {store_path} was written on another numeric path "
+                         f"({'; '.join(diff)}); its runs would get other numbers here. Resume with "
+                         "--allow_numeric_path_change to add runs anyway (they are marked), or use "
+                         "another --store")
+    return stored, bool(diff)
+
+
+def _flag_allows_change() -> bool:
+    """``--allow_numeric_path_change`` where a launcher defined and parsed the sweep flags."""
+    from absl import flags
+
+    fv = flags.FLAGS
+    return ("allow_numeric_path_change" in fv and fv.is_parsed()
+            and bool(fv["allow_numeric_path_change"].value))
+
+
 def count_done(plan: plan_lib.Plan, store_path: str | None) -> set[str]:
     """Ids of ``plan`` already in the store, without creating anything (dry runs).
 
-    A missing store counts as empty; an existing file must be a sweep store.
+    A missing store, or a blank one (no tables: its creation was cut short), counts as empty;
+    an existing file must be a sweep store.
     """
-    if store_path is None or not os.path.exists(store_path):
+    if store_path is None or _is_blank(store_path):
         return set()
     with _open_store(store_path, create=False) as store:
-        return store.done_ids(plan.ids)
+        try:
+            return store.done_ids(plan.ids)
+        except StoreError as err:  # a damaged record among the plan's
+            raise ValueError(f"store: {err}") from None
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -145,19 +200,28 @@ def _dry_run(plan: plan_lib.Plan, store_path: str | None, echo: Log) -> dict:
                "dry_run": True}
     echo(f"runs: total={summary['total']} done={summary['done']} todo={summary['todo']}")
     echo(f"cost: model-steps total={summary['cost_total']} todo={summary['cost_todo']}")
+    if store_path is not None and todo:
+        try:
+            check_numeric_path(store_path, allow_change=False)
+        except ValueError as err:
+            summary["numeric_path_differs"] = True
+            echo(f"warning: a launch would be refused: {err}")
     return summary
 
 
 def run_sweep(plan: plan_lib.Plan, store_path: str | os.PathLike | None, population_size: int = 1024,
               chunk_steps: int = 390, dry_run: bool = False, log: Log = logging.info,
-              devices: Sequence[Any] | None = None, echo: Log = print) -> dict:
+              devices: Sequence[Any] | None = None, echo: Log = print,
+              allow_numeric_path_change: bool | None = None) -> dict:
     """Train every run of ``plan`` not yet in the store at ``store_path``; returns a summary.
 
     ``dry_run`` creates nothing: it prints (``echo``) ``runs: total=N done=D todo=T`` and the
     cost line. Otherwise the store is opened (created if missing), finished runs are skipped,
     and each population is trained and written in one transaction, logging one line (``log``).
     Bad arguments or a file that is not a sweep store raise ValueError("field: ...") before
-    anything is created.
+    anything is created, and so does a store of another numeric path (``numeric path: ...``,
+    see the module docstring) unless ``allow_numeric_path_change``; None reads the launcher's
+    ``--allow_numeric_path_change`` flag when the sweep flags are defined, else False.
     """
     if int(population_size) < 1:
         raise ValueError(f"population_size: must be >= 1, got {population_size}")
@@ -166,13 +230,32 @@ def run_sweep(plan: plan_lib.Plan, store_path: str | os.PathLike | None, populat
     path = _check_store_path(store_path, dry_run)
     if dry_run:
         return _dry_run(plan, path, echo)
+    if allow_numeric_path_change is None:
+        allow_numeric_path_change = _flag_allows_change()
     devs = list(jax.devices() if devices is None else devices)
+    _, differs = check_numeric_path(path, bool(allow_numeric_path_change))  # before any write
     with _open_store(path, create=True) as store:
-        return _train_all(plan, store, int(population_size), int(chunk_steps), devs, log)
+        here = numeric_path_lib.store_path()
+        differs = differs or bool(numeric_path_lib.differences(store.claim_numeric_path(here), here))
+        if differs:
+            log("sweep: numeric path differs from the store's (--allow_numeric_path_change): "
+                "records written now are marked differs_from_store")
+        return _train_all(plan, store, int(population_size), int(chunk_steps), devs, log, differs)
+
+
+def _with_numeric_path(records: list[dict], differs: bool) -> list[dict]:
+    """``records`` (one program: one trained shape) with this machine's numeric path added;
+    ``differs`` marks them as written into a store of another path."""
+    if not records:
+        return records
+    path = numeric_path_lib.record_path(runs.trained_widths(records[0]["config"]))
+    if differs:
+        path["differs_from_store"] = True
+    return [{**rec, "numeric_path": path} for rec in records]
 
 
 def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_steps: int,
-               devices: list, log: Log) -> dict:
+               devices: list, log: Log, differs: bool = False) -> dict:
     """The training loop of :func:`run_sweep` over an open store.
 
     Progress goes to the open :class:`progress_lib.Job` (the launcher's whole job), else to a
@@ -198,7 +281,7 @@ def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_st
                 continue
             t0 = time.perf_counter()
             records = train_population(pop, chunk_steps, devices, progress=job.population(len(pop)))
-            store.write_records(records)
+            store.write_records(_with_numeric_path(records, differs))
             seconds = time.perf_counter() - t0
             steps = plan_lib.cost(pop)
             job.population_done(len(pop), steps)

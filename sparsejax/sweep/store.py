@@ -3,10 +3,28 @@
 Why SQLite: a sweep of ~500k runs writes records in chunks from long jobs that may be killed at
 any moment and resumed, sometimes by two processes at once. Each ``write_records`` call is one
 transaction in WAL mode, so after a ``kill -9`` a chunk is either wholly present or absent, and
-``INSERT OR IGNORE`` on the primary key ``run_id`` means a run is never stored twice.
+``INSERT OR IGNORE`` on the primary key ``run_id`` means a run is never stored twice. After each
+committed chunk the WAL is checkpointed into the main file, so losing the ``-wal`` file (deleted
+by hand, or a copy of the main file only) loses at most a chunk in flight.
 
 A store file carries a ``meta`` table with a magic marker and a schema version; opening any
-other file raises ``StoreError`` before anything is written to it.
+other file raises ``StoreError`` before anything is written to it. A new store is built in a
+temporary file next to it, fsynced and linked into place, so a crash or a full disk never leaves
+a half-made store at the path. A file that holds no tables at all (zero bytes, or the 4,096-byte
+header SQLite writes first) holds no records: opening it for writing recreates the schema in it;
+opening it for reading says so in one line.
+
+Readers (``Store(path, create=False)``) never write: where the file and its folder are writable
+the connection is ``query_only`` (so the ``-wal``/``-shm`` files SQLite needs are cleaned up at
+close, as for any connection); elsewhere (read-only media, a ``chmod -w`` copy) it is opened
+``mode=ro&immutable=1`` when there is no ``-wal`` to read, so nothing is created next to it.
+
+Every row carries ``checksum`` = ``sha256:<scalars>:<blobs>``: sha256 over the canonical bytes
+of every non-blob column, and over the two blobs. Reads verify the part they fetch and raise
+``DamagedRecordError`` naming the run; :func:`verify` checks a whole store. Schema 1 stores
+(without ``checksum`` and ``numeric_path`` columns) are read as they are, unverified, and are
+migrated when opened for writing: the columns are added and checksums computed for the rows
+found, in one transaction.
 
 Blobs (masks, params) use a small self-describing format (``encode_arrays``): a JSON header of
 names, dtypes and shapes, then the zlib-compressed raw little-endian bytes; bool arrays (masks)
@@ -17,30 +35,41 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import errno
+import hashlib
 import json
 import math
 import os
 import sqlite3
 import struct
 import tempfile
+import urllib.parse
 import zlib
 from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from sparsejax.sweep import identity
+from sparsejax.sweep import numeric_path as numeric_path_lib
 
 MAGIC = "sparsejax-sweep-store"
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = ("1", "2")  # 1: no checksum / numeric_path columns (migrated on write)
 SQLITE_HEADER = b"SQLite format 3\x00"
 BLOB_MAGIC = b"SJA1"
 FORMATS = ("csv", "jsonl")
 
 METRIC_COLUMNS = ("accuracy", "loss", "weight_nnz", "model_nnz", "diverged",
                   "train_seconds", "compile_seconds", "finished_at")
-# Columns compared when the same run id arrives twice (timings and dates legitimately differ).
-COMPARED_COLUMNS = ("status", "accuracy", "loss", "weight_nnz", "model_nnz", "diverged", "metrics")
-COLUMNS = ("run_id", "status", "config", *METRIC_COLUMNS, "metrics", "masks", "params")
+# Columns compared when the same run id arrives twice (timings, dates and the numeric path may
+# legitimately differ; params are float noise of the same numbers and are not compared).
+COMPARED_COLUMNS = ("status", "accuracy", "loss", "weight_nnz", "model_nnz", "diverged", "metrics",
+                    "masks")
+BLOB_COLUMNS = ("masks", "params")
+COLUMNS = ("run_id", "status", "config", *METRIC_COLUMNS, "metrics", "numeric_path", *BLOB_COLUMNS)
+SCALAR_COLUMNS = COLUMNS[:-len(BLOB_COLUMNS)]
+V1_MISSING = ("numeric_path",)  # columns schema 1 did not have (besides checksum)
+CHECKSUM = "checksum"
 RECORD_KEYS = frozenset(COLUMNS)
 _IN_CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 
@@ -60,13 +89,19 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at TEXT,
     metrics TEXT,
     masks BLOB,
-    params BLOB
+    params BLOB,
+    numeric_path TEXT,
+    checksum TEXT
 );
 """
 
 
 class StoreError(Exception):
-    """A path that is not (or cannot become) a sweep store."""
+    """A path that is not (or cannot become) a sweep store, or a store that cannot be read."""
+
+
+class DamagedRecordError(StoreError):
+    """A stored record whose checksum, id or blobs do not verify (bit rot, a bad copy)."""
 
 
 # ----------------------------------------------------------------------------- blobs
@@ -129,8 +164,15 @@ def _encode_flat(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 
 def decode_arrays(blob: bytes) -> dict[str, np.ndarray]:
-    """The ``{name: array}`` written by ``encode_arrays`` (bools come back as bool arrays)."""
-    blob = bytes(blob)
+    """The ``{name: array}`` written by ``encode_arrays`` (bools come back as bool arrays);
+    ValueError for bytes that are not such a blob (damaged header, payload or length)."""
+    try:
+        return _decode_arrays(bytes(blob))
+    except (zlib.error, struct.error, TypeError, KeyError, IndexError, OverflowError) as err:
+        raise ValueError(f"array blob is damaged ({type(err).__name__}: {err})") from None
+
+
+def _decode_arrays(blob: bytes) -> dict[str, np.ndarray]:
     if blob[:4] != BLOB_MAGIC:
         raise ValueError("not an array blob written by encode_arrays")
     (head_len,) = struct.unpack("<I", blob[4:8])
@@ -180,13 +222,15 @@ def _json(value: Any) -> str | None:
     return json.dumps(identity.normalise(value), sort_keys=True, separators=(",", ":"))
 
 
-def _number(value: Any, kind: type) -> Any:
-    """A numpy/Python number as ``kind`` (None stays None)."""
+def _number(value: Any, kind: Any) -> Any:
+    """A numpy/Python number as ``kind`` (None stays None; a float NaN becomes None, which is
+    what SQLite stores for it, so the checksum is computed over what is read back)."""
     if value is None:
         return None
     if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
         value = np.asarray(value).item()
-    return kind(value)
+    out = kind(value)
+    return None if isinstance(out, float) and math.isnan(out) else out
 
 
 def _now() -> str:
@@ -194,10 +238,11 @@ def _now() -> str:
 
 
 def record_to_row(record: Mapping[str, Any]) -> tuple:
-    """One record dict as a ``runs`` row in ``COLUMNS`` order.
+    """One record dict as a ``runs`` row in ``COLUMNS`` order (without the checksum).
 
     ``config`` is required; ``run_id`` defaults to ``identity.run_id(config)``; keys that are not
-    columns are folded into ``metrics``; ``masks``/``params`` may be arrays trees or bytes.
+    columns are folded into ``metrics``; ``numeric_path`` is a dict (or None); ``masks``/``params``
+    may be arrays trees or bytes.
     """
     if "config" not in record:
         raise ValueError("record needs a 'config'")
@@ -221,17 +266,86 @@ def record_to_row(record: Mapping[str, Any]) -> tuple:
         _number(record.get("compile_seconds"), float),
         str(record.get("finished_at") or _now()),
         _json(metrics) if metrics else None,
+        _numeric_path_text(record.get("numeric_path")),
         masks if isinstance(masks, (bytes, type(None))) else _masks_blob(masks),
         params if isinstance(params, (bytes, type(None))) else _params_blob(params),
     )
 
 
+def _numeric_path_text(path: Any) -> str | None:
+    """A record's numeric path as stored: canonical JSON of a dict, or None."""
+    if path is None or isinstance(path, str):
+        return path
+    return numeric_path_lib.dumps(path)
+
+
+def _canonical_bytes(names: Sequence[str], values: Sequence[Any]) -> bytes:
+    """Unambiguous bytes of named SQLite values: name, type tag, length, payload."""
+    out = bytearray()
+    for name, value in zip(names, values):
+        if value is None:
+            tag, payload = b"N", b""
+        elif isinstance(value, bool) or isinstance(value, int):
+            tag, payload = b"I", str(int(value)).encode()
+        elif isinstance(value, float):
+            tag, payload = b"F", value.hex().encode()
+        elif isinstance(value, str):
+            tag, payload = b"T", value.encode("utf-8")
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            tag, payload = b"B", bytes(value)
+        else:
+            raise TypeError(f"column {name}: cannot checksum a {type(value).__name__}")
+        out += name.encode() + b"\0" + tag + struct.pack("<Q", len(payload)) + payload
+    return bytes(out)
+
+
+def scalar_digest(values: Sequence[Any]) -> str:
+    """sha256 hex of the ``SCALAR_COLUMNS`` values of a row (in that order)."""
+    return hashlib.sha256(_canonical_bytes(SCALAR_COLUMNS, values)).hexdigest()
+
+
+def blob_digest(values: Sequence[Any]) -> str:
+    """sha256 hex of the ``BLOB_COLUMNS`` values of a row (in that order)."""
+    return hashlib.sha256(_canonical_bytes(BLOB_COLUMNS, values)).hexdigest()
+
+
+def row_checksum(row: Sequence[Any]) -> str:
+    """``sha256:<scalars>:<blobs>`` of a row in ``COLUMNS`` order."""
+    n = len(SCALAR_COLUMNS)
+    return f"sha256:{scalar_digest(row[:n])}:{blob_digest(row[n:])}"
+
+
+def _split_checksum(text: Any) -> tuple[str, str] | None:
+    """(scalar digest, blob digest) of a stored checksum, None when malformed."""
+    parts = text.split(":") if isinstance(text, str) else []
+    if len(parts) != 3 or parts[0] != "sha256" or not all(len(p) == 64 for p in parts[1:]):
+        return None
+    return parts[1], parts[2]
+
+
+def checksum_problem(rec: Mapping[str, Any]) -> str | None:
+    """Why the raw row ``rec`` (column -> stored value, incl. ``checksum``) fails its checksum,
+    or None when it verifies. Blobs are checked only when both blob columns are present."""
+    parts = _split_checksum(rec.get(CHECKSUM))
+    if parts is None:
+        return "checksum missing or malformed"
+    if scalar_digest([rec.get(c) for c in SCALAR_COLUMNS]) != parts[0]:
+        return "checksum mismatch in its numbers, config or metrics"
+    if all(c in rec for c in BLOB_COLUMNS) and blob_digest([rec[c] for c in BLOB_COLUMNS]) != parts[1]:
+        return "checksum mismatch in its masks or params"
+    return None
+
+
 def row_to_record(row: Sequence[Any], columns: Sequence[str], decode_blobs: bool = True) -> dict:
-    """A ``runs`` row (any column subset) as a record dict with JSON and blobs decoded."""
+    """A ``runs`` row (any column subset) as a record dict with JSON and blobs decoded
+    (the checksum column, if selected, is dropped: verify with :func:`checksum_problem`)."""
     rec = dict(zip(columns, row))
+    rec.pop(CHECKSUM, None)
     for key in ("config", "metrics"):
         if key in rec:
             rec[key] = json.loads(rec[key]) if rec[key] is not None else ({} if key == "metrics" else None)
+    if "numeric_path" in rec:
+        rec["numeric_path"] = numeric_path_lib.loads(rec["numeric_path"])
     if rec.get("diverged") is not None:
         rec["diverged"] = bool(rec["diverged"])
     if decode_blobs:
@@ -241,10 +355,22 @@ def row_to_record(row: Sequence[Any], columns: Sequence[str], decode_blobs: bool
     return rec
 
 
-# ----------------------------------------------------------------------------- store
+# ----------------------------------------------------------------------------- files
 
-def _check_file(path: str, create: bool) -> bool:
-    """Whether ``path`` holds a database to validate (True) or is new/empty (False).
+def _writable(path: str) -> bool:
+    """Whether ``path`` may be written: the OS allows it and its mode has a write bit.
+
+    The mode bits are checked too because root may write anything: a folder or file someone
+    marked read-only (``chmod -w``) is treated as read-only media, as it is for other users.
+    """
+    try:
+        return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & 0o222)
+    except OSError:
+        return False
+
+
+def _check_file(path: str, create: bool) -> str:
+    """``"missing"``, ``"empty"`` (zero bytes) or ``"sqlite"`` for the file at ``path``.
 
     Reads only the first 16 bytes, so a foreign file is rejected before SQLite touches it.
     """
@@ -254,84 +380,220 @@ def _check_file(path: str, create: bool) -> bool:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise StoreError(f"{path}: directory {parent} does not exist")
-        return False
+        return "missing"
     if os.path.isdir(path):
         raise StoreError(f"{path}: is a directory, not a sweep store")
+    if not os.path.isfile(path):
+        raise StoreError(f"{path}: not a regular file, not a sweep store")
     with open(path, "rb") as fh:
         head = fh.read(len(SQLITE_HEADER))
     if not head:
         if not create:
-            raise StoreError(f"{path}: empty file, not a sweep store")
-        return False
+            raise StoreError(f"{path}: empty file, not a sweep store (it holds no records; a sweep "
+                             "launched with this --store recreates it)")
+        return "empty"
     if head != SQLITE_HEADER:
         raise StoreError(f"{path}: not a sweep store (not an SQLite database)")
-    return True
+    return "sqlite"
 
+
+def _fsync(path: str) -> None:
+    """fsync a file or a directory (directories: where the OS allows it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EBADF):  # some filesystems cannot sync a dir
+            raise
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(*paths: str) -> None:
+    for p in paths:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """The tables and meta rows in one transaction (idempotent; safe if processes race)."""
+    with _Tx(conn):  # statement by statement: executescript would COMMIT
+        for stmt in _SCHEMA.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        for key, value in (("magic", MAGIC), ("schema_version", str(STORE_SCHEMA_VERSION)),
+                           ("created_at", _now())):
+            conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _create_new(path: str) -> None:
+    """Create an empty store at the missing ``path`` atomically.
+
+    The schema is written to a temporary file in the same folder, which is closed (the WAL
+    checkpointed away), fsynced and hard-linked to ``path`` (which fails rather than replace a
+    store another process created meanwhile; then that one is used). A failure (a full disk:
+    SQLITE_FULL) leaves nothing at ``path`` and removes the temporary file.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".creating",
+                                   dir=folder)
+        os.close(fd)
+    except OSError as err:
+        raise StoreError(f"{path}: cannot create the store ({err.strerror or err})") from None
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")  # recorded in the file header
+            _create_schema(conn)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        _fsync(tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created the store first: use that one
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if not os.path.exists(path):  # no hard links here: rename (tiny race documented)
+                os.rename(tmp, path)
+        _fsync(folder)
+    except (sqlite3.Error, OSError) as err:
+        msg = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise StoreError(f"{path}: cannot create the store ({msg}); nothing was created") from None
+    finally:
+        _remove_quietly(tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal")
+
+
+# ----------------------------------------------------------------------------- store
 
 class Store:
     """A sweep results store at ``path`` (SQLite, WAL); see the module docstring.
 
-    ``Store(path, create=True)`` opens or creates; ``create=False`` requires an existing store.
-    Any existing file that is not a sweep store raises ``StoreError`` and is left untouched.
-    Several ``Store`` objects (in one or many processes) may share a file: writers wait up to
-    ``timeout`` seconds for one another.
+    ``Store(path, create=True)`` opens for writing, creating the store if missing (or recreating
+    the schema in a file that holds no tables); ``create=False`` opens an existing store
+    read-only (``readonly`` overrides: ``Store(p, create=False, readonly=False)`` writes to an
+    existing store only). Any existing file that is not a sweep store raises ``StoreError`` and
+    is left untouched. Several ``Store`` objects (in one or many processes) may share a file:
+    writers wait up to ``timeout`` seconds for one another.
     """
 
     def __init__(self, path: str | os.PathLike, create: bool = True, timeout: float = 60.0,
-                 synchronous: str = "NORMAL") -> None:
+                 synchronous: str = "NORMAL", readonly: bool | None = None) -> None:
         self.path = os.fspath(path)
-        existing = _check_file(self.path, create)
+        self.readonly = (not create) if readonly is None else bool(readonly)
+        if self.readonly and create:
+            raise ValueError("Store: a read-only store cannot be created (create=False)")
+        self._conn: sqlite3.Connection | None = None
+        state = _check_file(self.path, create)
+        if state == "missing":
+            _create_new(self.path)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._conn = self._connect(timeout)
         except sqlite3.Error as err:
             raise StoreError(f"{self.path}: cannot open ({err})") from None
         try:
-            if existing:
-                self._validate()
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={synchronous}")
-            if not existing or not self._has_tables():
-                self._create()
+            if self.readonly:
+                self._validate()
+            else:
+                blank = not self._table_names()  # half-created: no tables, so no records
+                if not blank:
+                    self._validate()  # before any write: a foreign file stays untouched
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(f"PRAGMA synchronous={synchronous}")
+                if blank:
+                    _create_schema(self._conn)
+                    self._validate()
+                self._migrate()
+            self._columns = self._stored_columns()
+        except sqlite3.DatabaseError as err:
+            self.close()
+            raise StoreError(f"{self.path}: not a readable sweep store ({err})") from None
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     # -- opening
 
-    def _has_tables(self) -> bool:
-        names = {r[0] for r in self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'")}
-        return {"meta", "runs"} <= names
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        """A connection: read-write, or read-only without creating files where not writable."""
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+        if not self.readonly:
+            return sqlite3.connect(uri + "?mode=rw", uri=True, timeout=timeout, isolation_level=None)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if _writable(folder) and _writable(self.path):
+            conn = sqlite3.connect(uri + "?mode=rw", uri=True, timeout=timeout, isolation_level=None)
+            conn.execute("PRAGMA query_only=ON")
+            return conn
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            # committed data may still be in the WAL: read it (SQLite needs its -shm as well)
+            try:
+                conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.Error as err:
+                raise StoreError(f"{self.path}: read-only location with an un-checkpointed "
+                                 f"{os.path.basename(wal)} file that SQLite cannot read ({err}); "
+                                 "copy the store and its -wal file to a writable folder") from None
+        return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=timeout,
+                               isolation_level=None)
+
+    def _table_names(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
     def _validate(self) -> None:
         """Raise StoreError unless this is a sweep store of a schema version we read."""
         try:
-            names = {r[0] for r in self._conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'")}
+            names = self._table_names()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path}: not a sweep store ({err})") from None
+        if not names:
+            raise StoreError(f"{self.path}: a store whose creation was interrupted (no tables, so no "
+                             "records); a sweep launched with this --store recreates it")
         if not {"meta", "runs"} <= names:
             raise StoreError(f"{self.path}: an SQLite file but not a sweep store "
                              "(no 'meta' and 'runs' tables)")
         meta = dict(self._conn.execute("SELECT key, value FROM meta"))
         if meta.get("magic") != MAGIC:
             raise StoreError(f"{self.path}: not a sweep store (meta has no magic marker)")
-        if meta.get("schema_version") != str(STORE_SCHEMA_VERSION):
+        if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
             raise StoreError(f"{self.path}: store schema version {meta.get('schema_version')}, "
                              f"this code reads version {STORE_SCHEMA_VERSION}")
 
-    def _create(self) -> None:
-        """Create the tables and meta rows (idempotent; safe if two processes race)."""
-        with self._transaction():  # statement by statement: executescript would COMMIT
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    self._conn.execute(stmt)
-            for key, value in (("magic", MAGIC), ("schema_version", str(STORE_SCHEMA_VERSION)),
-                               ("created_at", _now())):
-                self._conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+    def _stored_columns(self) -> tuple[str, ...]:
+        """The columns the ``runs`` table has (schema 1 lacks numeric_path and checksum)."""
+        return tuple(r[1] for r in self._conn.execute("PRAGMA table_info(runs)"))
+
+    @property
+    def checksummed(self) -> bool:
+        """Whether rows carry checksums (schema 2; a schema 1 store read as it is does not)."""
+        return CHECKSUM in self._columns
+
+    def _migrate(self) -> None:
+        """Schema 1 -> 2: add the numeric_path and checksum columns and checksum every row."""
+        if self.get_meta("schema_version") == str(STORE_SCHEMA_VERSION):
+            return
+        with self._transaction():
+            have = set(self._stored_columns())
+            for col in (*V1_MISSING, CHECKSUM):
+                if col not in have:
+                    self._conn.execute(f"ALTER TABLE runs ADD COLUMN {col} TEXT")
+            cur = self._conn.execute(f"SELECT rowid, {','.join(COLUMNS)} FROM runs WHERE checksum IS NULL")
+            while rows := cur.fetchmany(1000):
+                self._conn.executemany("UPDATE runs SET checksum=? WHERE rowid=?",
+                                       [(row_checksum(r[1:]), r[0]) for r in rows])
+            self._conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                               (str(STORE_SCHEMA_VERSION),))
 
     def _transaction(self) -> "_Tx":
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only")
         return _Tx(self._conn)
 
     # -- meta
@@ -348,60 +610,134 @@ class Store:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else default
 
+    def numeric_path(self) -> dict | None:
+        """The numeric path the store's meta records (see ``numeric_path``), or None."""
+        return numeric_path_lib.loads(self.get_meta("numeric_path"))
+
+    def claim_numeric_path(self, path: Mapping[str, Any]) -> dict | None:
+        """Record ``path`` as the store's numeric path if it has none and holds no runs (one
+        transaction, so racing launchers agree); returns the path recorded afterwards."""
+        with self._transaction():
+            has = self._conn.execute("SELECT value FROM meta WHERE key='numeric_path'").fetchone()
+            empty = self._conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None
+            if has is None and empty:
+                self._conn.execute("INSERT INTO meta VALUES ('numeric_path', ?)",
+                                   (numeric_path_lib.dumps(path),))
+        return self.numeric_path()
+
     # -- writing
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Insert records in ONE transaction (a chunk); existing run ids are ignored.
 
-        Returns how many rows were new. Encoding happens before the write lock is taken.
+        Returns how many rows were new. Encoding and checksums happen before the write lock is
+        taken; after the commit the WAL is checkpointed (PASSIVE: it never waits for readers)
+        so the main file alone holds every committed chunk.
         """
-        rows = [record_to_row(r) for r in records]
+        rows = [(*row, row_checksum(row)) for row in map(record_to_row, records)]
         if not rows:
             return 0
-        marks = ",".join("?" * len(COLUMNS))
+        return self._insert_rows(rows)
+
+    def _insert_rows(self, rows: Sequence[tuple]) -> int:
+        """INSERT OR IGNORE rows of ``(*COLUMNS, checksum)`` in one transaction, checkpoint."""
+        marks = ",".join("?" * (len(COLUMNS) + 1))
         with self._transaction():
             before = self._conn.total_changes
             self._conn.executemany(
-                f"INSERT OR IGNORE INTO runs ({','.join(COLUMNS)}) VALUES ({marks})", rows)
-            return self._conn.total_changes - before
+                f"INSERT OR IGNORE INTO runs ({','.join(COLUMNS)},{CHECKSUM}) VALUES ({marks})", rows)
+            added = self._conn.total_changes - before
+        self.checkpoint()
+        return added
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the main file (PASSIVE: never blocks on readers)."""
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     # -- reading
 
+    def _select(self, want: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(columns to SELECT, of them the record's): ``want`` that exist, plus the checksum."""
+        cols = [c for c in want if c in self._columns]
+        return (cols + [CHECKSUM] if self.checksummed else cols), cols
+
+    def _verified(self, row: Sequence[Any], cols: Sequence[str]) -> dict:
+        """The raw row as {column: value}, after its checksum verified (if the store has them)."""
+        raw = dict(zip(cols, row))
+        if self.checksummed:
+            problem = checksum_problem(raw)
+            if problem:
+                raise self._damaged(raw.get("run_id"), problem)
+        return raw
+
+    def _damaged(self, run_id: Any, problem: str) -> DamagedRecordError:
+        return DamagedRecordError(
+            f"{self.path}: run {run_id}: stored record is damaged ({problem}); check the whole "
+            f"store with: python -m experiments.store verify --store={self.path}")
+
+    def _decode(self, raw: dict, with_blobs: bool) -> dict:
+        """A verified raw row as a record (blobs decoded when ``with_blobs``)."""
+        for col in V1_MISSING:
+            raw.setdefault(col, None)
+        try:
+            rec = row_to_record(list(raw.values()), list(raw), decode_blobs=with_blobs)
+        except ValueError as err:  # JSON or blob that does not parse
+            raise self._damaged(raw.get("run_id"), f"cannot decode: {err}") from None
+        if not with_blobs:
+            for col in BLOB_COLUMNS:
+                rec.pop(col, None)
+        return rec
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple]:
+        """Rows of a query, with SQLite's errors on a damaged file as StoreError."""
+        try:
+            cur = self._conn.execute(sql, params)
+            while rows := cur.fetchmany(1000):
+                yield from rows
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: cannot read the store ({err}); check it with: "
+                             f"python -m experiments.store verify --store={self.path}") from None
+
     def done_ids(self, ids: Iterable[str] | None = None) -> set[str]:
-        """Ids of finished runs: all of them, or those among ``ids``."""
-        query = "SELECT run_id FROM runs WHERE status='done'"
+        """Ids of finished runs: all of them, or those among ``ids`` (their rows verified)."""
+        select, cols = self._select(SCALAR_COLUMNS)
+        query = f"SELECT {','.join(select)} FROM runs WHERE status='done'"
         if ids is None:
-            return {r[0] for r in self._conn.execute(query)}
+            return {self._verified(r, select)["run_id"] for r in self._rows(query)}
         ids, out = list(ids), set()
         for i in range(0, len(ids), _IN_CHUNK):
             part = ids[i:i + _IN_CHUNK]
             sql = f"{query} AND run_id IN ({','.join('?' * len(part))})"
-            out.update(r[0] for r in self._conn.execute(sql, part))
+            out.update(self._verified(r, select)["run_id"] for r in self._rows(sql, part))
         return out
 
     def records(self, ids: Iterable[str], with_blobs: bool = False) -> list[dict]:
         """Records of those of ``ids`` that are stored (blobs decoded only if ``with_blobs``)."""
-        cols = COLUMNS if with_blobs else COLUMNS[:-2]
+        select, _ = self._select(COLUMNS if with_blobs else SCALAR_COLUMNS)
         ids, out = list(ids), []
         for i in range(0, len(ids), _IN_CHUNK):
             part = ids[i:i + _IN_CHUNK]
-            sql = f"SELECT {','.join(cols)} FROM runs WHERE run_id IN ({','.join('?' * len(part))})"
-            out.extend(row_to_record(row, cols) for row in self._conn.execute(sql, part))
+            sql = f"SELECT {','.join(select)} FROM runs WHERE run_id IN ({','.join('?' * len(part))})"
+            out.extend(self._decode(self._verified(r, select), with_blobs) for r in self._rows(sql, part))
         return out
 
     def get(self, run_id: str) -> dict | None:
         """The full record of ``run_id`` (config/metrics parsed, blobs decoded), or None."""
-        row = self._conn.execute(f"SELECT {','.join(COLUMNS)} FROM runs WHERE run_id=?",
-                                 (run_id,)).fetchone()
-        return row_to_record(row, COLUMNS) if row else None
+        select, _ = self._select(COLUMNS)
+        rows = list(self._rows(f"SELECT {','.join(select)} FROM runs WHERE run_id=?", (run_id,)))
+        return self._decode(self._verified(rows[0], select), True) if rows else None
 
     def iter_records(self, with_blobs: bool = False, batch: int = 1000) -> Iterator[dict]:
         """Every record in insertion order; blobs (decoded) only if ``with_blobs``."""
-        cols = COLUMNS if with_blobs else COLUMNS[:-2]
-        cur = self._conn.execute(f"SELECT {','.join(cols)} FROM runs ORDER BY rowid")
-        while rows := cur.fetchmany(batch):
-            for row in rows:
-                yield row_to_record(row, cols)
+        select, _ = self._select(COLUMNS if with_blobs else SCALAR_COLUMNS)
+        for row in self._rows(f"SELECT {','.join(select)} FROM runs ORDER BY rowid"):
+            yield self._decode(self._verified(row, select), with_blobs)
+
+    def raw_rows(self) -> Iterator[dict]:
+        """Every stored row as {column: stored value} (incl. checksum), NOT verified."""
+        cols = [c for c in (*COLUMNS, CHECKSUM) if c in self._columns]
+        for row in self._rows(f"SELECT {','.join(cols)} FROM runs ORDER BY rowid"):
+            yield dict(zip(cols, row))
 
     def count(self) -> int:
         """Number of stored runs."""
@@ -409,7 +745,15 @@ class Store:
 
     def integrity_ok(self) -> bool:
         """SQLite's own consistency check of the file."""
-        return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return self.integrity_problems() == []
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's ``PRAGMA integrity_check`` findings (empty: the file is consistent)."""
+        try:
+            found = [r[0] for r in self._conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as err:
+            return [str(err)]
+        return [] if found == ["ok"] else found
 
     # -- lifetime
 
@@ -446,47 +790,149 @@ class _Tx:
         self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
+def numeric_paths(store: Store) -> dict[str, Any]:
+    """The numeric paths of a store, for reports and viewers:
+    ``{"meta": dict | None, "records": [{"numeric_path": dict | None, "runs": n}, ...]}``
+    (records grouped by path, most runs first; None: written before paths were recorded)."""
+    groups: list[dict] = []
+    if "numeric_path" in store._columns:
+        for text, n in store._rows("SELECT numeric_path, COUNT(*) FROM runs GROUP BY numeric_path "
+                                   "ORDER BY COUNT(*) DESC, numeric_path"):
+            groups.append({"numeric_path": numeric_path_lib.loads(text), "runs": int(n)})
+    else:
+        n = store.count()
+        groups = [{"numeric_path": None, "runs": n}] if n else []
+    return {"meta": store.numeric_path(), "records": groups}
+
+
+# ----------------------------------------------------------------------------- verify
+
+def config_run_id(config: Mapping[str, Any]) -> str:
+    """The run id a stored config hashes to (``identity.run_id`` with the run-config defaults
+    that ``sparsejax.config`` registers, so fields it added keep earlier ids)."""
+    from sparsejax import config as _run_config  # noqa: F401  (registers identity.DEFAULTS)
+
+    return identity.run_id(config)
+
+
+def record_problems(raw: Mapping[str, Any], checksummed: bool) -> list[str]:
+    """Every way the raw row ``raw`` fails: checksum, id vs config, blobs that do not decode."""
+    out = []
+    if checksummed:
+        problem = checksum_problem(raw)
+        if problem:
+            out.append(problem)
+    try:
+        rid = config_run_id(json.loads(raw["config"]))
+    except (TypeError, ValueError) as err:
+        out.append(f"config does not parse ({err})")
+    else:
+        if rid != raw.get("run_id"):
+            out.append(f"id does not match its config (the config hashes to {rid})")
+    for col in BLOB_COLUMNS:
+        if raw.get(col) is not None:
+            try:
+                decode_arrays(raw[col])
+            except ValueError as err:
+                out.append(f"{col} blob does not decode ({err})")
+    return out
+
+
+def verify(path: str | os.PathLike) -> dict[str, Any]:
+    """Check a store without writing to it: every record's checksum, id and blobs, and
+    SQLite's integrity check. Returns ``{"records", "damaged": [(run_id, [problems])],
+    "unchecksummed", "integrity": [problems], "ok"}``."""
+    with Store(path, create=False) as store:
+        integrity = store.integrity_problems()
+        damaged, n = [], 0
+        try:
+            for raw in store.raw_rows():
+                n += 1
+                problems = record_problems(raw, store.checksummed)
+                if problems:
+                    damaged.append((raw.get("run_id"), problems))
+        except StoreError as err:
+            integrity.append(f"reading the rows stopped after {n}: {err}")
+        unchecked = 0 if store.checksummed else n
+    return {"records": n, "damaged": damaged, "unchecksummed": unchecked, "integrity": integrity,
+            "ok": not damaged and not integrity}
+
+
 # ----------------------------------------------------------------------------- merge
 
-def merge(dest_path: str | os.PathLike, src_paths: Sequence[str | os.PathLike]) -> dict[str, int]:
-    """Copy every run of ``src_paths`` into ``dest_path`` (created if missing), never twice.
+class MergeCounts(dict):
+    """``{"sources", "inserted", "duplicates", "conflicts"}`` plus, as attributes, ``rejected``
+    (rows not kept because their id does not verify from their config, or that are damaged),
+    ``problems`` (one line per conflict or rejected row) and ``ok`` (no conflict, no rejection)."""
 
-    A run id already present is kept as it is; it counts as a ``duplicate`` if the compared
-    columns (status, numbers, metrics) agree and as a ``conflict`` otherwise. All sources are
-    validated before ``dest_path`` is created or written. Each source is one transaction.
-    Returns ``{"sources", "inserted", "duplicates", "conflicts"}``.
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.rejected = 0
+        self.problems: list[str] = []
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0 and self.get("conflicts", 0) == 0
+
+
+def merge(dest_path: str | os.PathLike, src_paths: Sequence[str | os.PathLike]) -> MergeCounts:
+    """Copy every verified run of ``src_paths`` into ``dest_path`` (created if missing), never
+    twice.
+
+    Every incoming row is checked first: its checksum (where the source has them), its blobs,
+    and that ``identity.run_id(config)`` is its id; a row that fails is never kept (counted in
+    ``rejected``, described in ``problems``). A verified run id already present is kept as it
+    is: a ``duplicate`` if the compared columns (status, numbers, metrics, masks) agree, a
+    ``conflict`` otherwise (also in ``problems``). All sources are validated (opened read-only)
+    before ``dest_path`` is created or written. Each source is one transaction. The destination
+    takes the first source's numeric path when it records none and holds no runs.
     """
     srcs = [os.fspath(p) for p in src_paths]
     for src in srcs:
         Store(src, create=False).close()
         if os.path.exists(dest_path) and os.path.samefile(src, dest_path):
             raise ValueError(f"cannot merge {src} into itself")
-    counts = {"sources": len(srcs), "inserted": 0, "duplicates": 0, "conflicts": 0}
+    counts = MergeCounts({"sources": len(srcs), "inserted": 0, "duplicates": 0, "conflicts": 0})
     with Store(dest_path) as dest:
         for src in srcs:
-            for key, n in _merge_one(dest, src).items():
-                counts[key] += n
+            with Store(src, create=False) as source:
+                path = source.numeric_path()
+                if path is not None:
+                    dest.claim_numeric_path(path)
+                _merge_one(dest, source, counts)
     return counts
 
 
-def _merge_one(dest: Store, src: str) -> dict[str, int]:
-    """Merge one validated source store into ``dest`` by ATTACH, in one transaction."""
+def _merge_one(dest: Store, source: Store, counts: MergeCounts) -> None:
+    """Verify and copy the rows of one open ``source`` into ``dest`` in one transaction."""
+    compared = [COLUMNS.index(c) for c in COMPARED_COLUMNS]
+    marks = ",".join("?" * (len(COLUMNS) + 1))
+    insert = f"INSERT INTO runs ({','.join(COLUMNS)},{CHECKSUM}) VALUES ({marks})"
     conn = dest._conn
-    conn.execute("ATTACH DATABASE ? AS src", (src,))
-    try:
-        differ = " OR ".join(f"s.{c} IS NOT d.{c}" for c in COMPARED_COLUMNS)
-        with dest._transaction():
-            overlap, conflicts = conn.execute(
-                f"SELECT COUNT(*), COALESCE(SUM({differ}), 0) FROM src.runs s "
-                "JOIN main.runs d ON s.run_id = d.run_id").fetchone()
-            before = conn.total_changes
-            cols = ",".join(COLUMNS)
-            conn.execute(f"INSERT OR IGNORE INTO main.runs ({cols}) SELECT {cols} FROM src.runs "
-                         "ORDER BY rowid")
-            inserted = conn.total_changes - before
-    finally:
-        conn.execute("DETACH DATABASE src")
-    return {"inserted": inserted, "duplicates": overlap - conflicts, "conflicts": conflicts}
+    with dest._transaction():
+        for raw in source.raw_rows():
+            problems = record_problems(raw, source.checksummed)
+            rid = raw.get("run_id")
+            if problems:
+                counts.rejected += 1
+                counts.problems.append(f"{source.path}: run {rid}: rejected: {'; '.join(problems)}")
+                continue
+            row = tuple(raw.get(c) for c in COLUMNS)
+            have = conn.execute(f"SELECT {','.join(COLUMNS)} FROM runs WHERE run_id=?", (rid,)).fetchone()
+            if have is None:
+                conn.execute(insert, (*row, row_checksum(row)))
+                counts["inserted"] += 1
+                continue
+            differ = [COLUMNS[i] for i in compared if row[i] != have[i]]
+            if differ:
+                counts["conflicts"] += 1
+                values = [f"{c} {have[COLUMNS.index(c)]!r} kept, {row[COLUMNS.index(c)]!r} dropped"
+                          for c in differ if c not in ("masks", "metrics")]
+                counts.problems.append(f"{source.path}: run {rid}: conflict in {', '.join(differ)}"
+                                       + (f" ({'; '.join(values)})" if values else ""))
+            else:
+                counts["duplicates"] += 1
+    dest.checkpoint()
 
 
 # ----------------------------------------------------------------------------- export
@@ -501,10 +947,13 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 
 def flat_record(rec: Mapping[str, Any]) -> dict[str, Any]:
-    """A record (without blobs) as one flat row: config.*, the metric columns, metrics.*."""
+    """A record (without blobs) as one flat row: config.*, numeric_path.*, the metric columns,
+    metrics.*."""
     row: dict[str, Any] = {"run_id": rec["run_id"], "status": rec["status"]}
     for key, value in (rec.get("config") or {}).items():
         _flatten(f"config.{key}", value, row)
+    for key, value in (rec.get("numeric_path") or {}).items():
+        row[f"numeric_path.{key}"] = value
     for key in METRIC_COLUMNS:
         row[key] = int(rec[key]) if key == "diverged" and rec[key] is not None else rec[key]
     for key, value in (rec.get("metrics") or {}).items():
@@ -514,14 +963,18 @@ def flat_record(rec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _columns(store: Store) -> list[str]:
     """The union of flat columns over all runs, in a stable order."""
-    config_keys, metric_keys = set(), set()
+    config_keys, path_keys, metric_keys = set(), set(), set()
     for rec in store.iter_records():
         for key in flat_record(rec):
             if key.startswith("config."):
                 config_keys.add(key)
+            elif key.startswith("numeric_path."):
+                path_keys.add(key)
             elif key.startswith("metrics."):
                 metric_keys.add(key)
-    return ["run_id", "status", *sorted(config_keys), *METRIC_COLUMNS, *sorted(metric_keys)]
+    known = [f"numeric_path.{k}" for k in numeric_path_lib.KEYS]
+    paths = [k for k in known if k in path_keys] + sorted(path_keys - set(known))
+    return ["run_id", "status", *sorted(config_keys), *paths, *METRIC_COLUMNS, *sorted(metric_keys)]
 
 
 def _csv_cell(value: Any) -> Any:
