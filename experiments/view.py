@@ -2,12 +2,15 @@ r"""Write the interactive sparse-model viewer as one self-contained HTML file.
 
   python -m experiments.view --store=S.sqlite --run=ID [--compare=ID2] [--out=FILE.html] [--serve]
   python -m experiments.view --npz=MODEL.npz [--compare=OTHER.npz] [--dataset=cubist_spiral] [--out=...]
+  python -m experiments.view --preset=demo --run=ID   # reads out/demo/store.sqlite, writes into out/demo
 
 With ``--store`` the run (and ``--compare``) are run ids of that store; with ``--npz`` they are
-``.npz`` files written by ``sparsejax.mlp.save_npz`` (zero weights count as pruned). The page needs
+``.npz`` files written by ``sparsejax.mlp.save_npz`` (zero weights count as pruned). The page is
+written to ``--out`` (default ``out/view_<run>.html``, or ``out/<preset>/view_<run>.html``), never
+into the current folder unasked; it needs
 no server and no network; ``--serve`` additionally serves that one page on 127.0.0.1 for browsers
 that restrict file:// pages (Ctrl-C stops). Bad input gives one line on stderr and exit status 2,
-with nothing written.
+with nothing written; --dry_run checks the input and prints the page's path without writing it.
 """
 from __future__ import annotations
 
@@ -17,22 +20,27 @@ import re
 import sys
 from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
 from sparsejax import data
+from sparsejax.sweep import flags as sweep_flags
 from sparsejax.viz import viewer
 
-_STORE = flags.DEFINE_string("store", None, "Sweep store file to read the run(s) from.")
+sweep_flags.define_common_flags(
+    store_help="Sweep store file to read the run(s) from (default with --preset: out/<preset>/store.sqlite).",
+    preset_help="Read out/<preset>/store.sqlite and write into out/<preset> (a launcher's preset, e.g. demo).",
+    dry_run_help="Check the input and print the page's path; write nothing.")
 _RUN = flags.DEFINE_string("run", None, "Run id in --store.")
 _NPZ = flags.DEFINE_string("npz", None, "A network saved with sparsejax.mlp.save_npz (instead of --store/--run).")
 _COMPARE = flags.DEFINE_string("compare", None,
                                "Second model shown side by side: a run id of --store, or an .npz with --npz.")
 _DATASET = flags.DEFINE_string("dataset", None,
                                "Dataset for points and accuracy (default: the run's config, else cubist_spiral).")
-_OUT = flags.DEFINE_string("out", None, "Output HTML file (default: view_<run>.html in the current folder).")
+_OUT = flags.DEFINE_string("out", None, "Output HTML file (default: out/view_<run>.html; out/<preset>/... with --preset).")
 _SAMPLE = flags.DEFINE_integer("sample", viewer.SAMPLE_SIZE, "Data points embedded for the live accuracy.")
 _SERVE = flags.DEFINE_boolean("serve", False, "After writing, serve the page on 127.0.0.1 (Ctrl-C stops).")
-_PORT = flags.DEFINE_integer("port", 8000, "Port for --serve (0: any free port).")
+_PORT = flags.DEFINE_integer("port", 8000, "Port for --serve, 0..65535 (0: any free port).")
+FLAGS = flags.FLAGS
 
 
 class CliError(Exception):
@@ -44,10 +52,22 @@ def _slug(text: str) -> str:
 
 
 def run(store: str | None, run_id: str | None, npz: str | None, compare: str | None, dataset: str | None,
-        out: str | None, sample: int) -> str:
-    """Check the flags, build the page and write it; returns the output path."""
+        out: str | None, sample: int, preset: str | None = None, dry_run: bool = False,
+        port: int | None = None) -> str:
+    """Check the flags, build the page and write it (not with ``dry_run``); returns the path."""
     if sample < 1:
         raise CliError(f"--sample must be >= 1, got {sample}")
+    if port is not None and not 0 <= port <= 65535:
+        raise CliError(f"--port: must be in [0, 65535], got {port}")
+    if preset is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", preset):
+        raise CliError(f"--preset: {preset!r} is not a preset name (letters, digits, _ and -)")
+    folder = sweep_flags.preset_out(preset)
+    if preset and not npz:
+        store = store or os.path.join(folder, "store.sqlite")
+    if store:
+        if not os.path.exists(store):
+            raise CliError(f"--store: {store}: no such file")
+        sweep_flags.check_store_path(store)
     if dataset is not None and dataset not in data.DATASETS:
         raise CliError(f"--dataset={dataset!r}: allowed {', '.join(sorted(data.DATASETS))}")
     if bool(store) == bool(npz):
@@ -57,11 +77,13 @@ def run(store: str | None, run_id: str | None, npz: str | None, compare: str | N
     if npz and run_id:
         raise CliError("--run needs --store (with --npz the file is the model)")
     models = viewer.load_models(store=store, run_id=run_id, npz=npz, compare=compare, dataset=dataset)
-    path = out or f"view_{_slug(models[0].name)}.html"
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise CliError(f"--out={path}: its directory does not exist")
+    path = out or os.path.join(folder, f"view_{_slug(models[0].name)}.html")
+    sweep_flags.check_output_file("out", path)
     page = viewer.build_html(models, sample_size=sample)
-    viewer.write_html(path, page)
+    if dry_run:
+        return path
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    viewer.write_html(path, page)  # atomic, mode 0644
     return path
 
 
@@ -94,14 +116,15 @@ def serve(path: str, port: int) -> None:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
-        print(f"error: unexpected arguments {' '.join(argv[1:])!r}; use flags (--store/--run or --npz)",
-              file=sys.stderr)
-        return 2
+        raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}; use flags (--store/--run or --npz)")
     try:
-        path = run(_STORE.value, _RUN.value, _NPZ.value, _COMPARE.value, _DATASET.value, _OUT.value, _SAMPLE.value)
+        path = run(FLAGS.store, _RUN.value, _NPZ.value, _COMPARE.value, _DATASET.value, _OUT.value, _SAMPLE.value,
+                   preset=FLAGS.preset, dry_run=FLAGS.dry_run, port=_PORT.value if _SERVE.value else None)
     except (CliError, viewer.ViewerInputError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise ValueError(str(err)) from None
+    if FLAGS.dry_run:
+        print(f"would write {path}")
+        return 0
     print(f"wrote {path}", file=sys.stderr, flush=True)
     if _SERVE.value:
         serve(path, _PORT.value)
@@ -109,4 +132,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sweep_flags.run(main)

@@ -34,7 +34,7 @@ COMMON_FLAG_NAMES = ("store", "preset", "dry_run")
 
 
 def define_common_flags(presets: Sequence[str] = (), store_help: str | None = None,
-                        dry_run_help: str | None = None,
+                        dry_run_help: str | None = None, preset_help: str | None = None,
                         flag_values: flags.FlagValues = FLAGS) -> None:
     """Define ``--store``, ``--preset`` and ``--dry_run``, the flags EVERY launcher has, and make
     them key flags of the calling launcher so ``--help`` lists them (idempotent).
@@ -46,8 +46,8 @@ def define_common_flags(presets: Sequence[str] = (), store_help: str | None = No
         names = ", ".join(presets) if presets else "none defined"
         flags.DEFINE_string("store", None, store_help or "Sweep store file (SQLite); created if missing.",
                             flag_values=flag_values)
-        flags.DEFINE_string("preset", None, f"Named preset: {names}. It sets the launcher's grid "
-                            "(flags given explicitly override it) and the default output folder "
+        flags.DEFINE_string("preset", None, preset_help or f"Named preset: {names}. It sets the launcher's "
+                            "grid (flags given explicitly override it) and the default output folder "
                             "out/<preset>.", flag_values=flag_values)
         flags.DEFINE_boolean("dry_run", False, dry_run_help or "Check the input and print what would run "
                              "(runs, cost); create nothing.", flag_values=flag_values)
