@@ -97,8 +97,9 @@ def configs(s: dict, explicit: frozenset[str] = frozenset()) -> list[dict]:
 
 
 def _report_drops(methods: list[str], widths: list[int], budgets: list[int], explicit: frozenset[str]) -> None:
-    """Say which (method, width, budget) combinations are dropped (B >= N_w); ValueError when
-    an explicitly named method or budget has no run left."""
+    """Say which (method, width, budget) combinations are dropped (B >= N_w) when the widths or
+    budgets were given explicitly; ValueError when an explicitly named method or budget has no
+    run left."""
     dropped = grids.dropped_budgets(methods, widths, budgets)
     if not dropped:
         return
@@ -114,6 +115,8 @@ def _report_drops(methods: list[str], widths: list[int], budgets: list[int], exp
             if not any(k[2] == b for k in kept):
                 raise ValueError(f"--budgets: {b} has no run left: it is at or above the weight count of every "
                                  f"width in {widths} (budgets must be below it)")
+    if not explicit & {"budgets", "widths", "optimal_width"}:
+        return  # the drops come from a preset's grid: the paper's rule, silently
     shown = ", ".join(f"({m}, {w}, {b})" for m, w, b in dropped[:12])
     more = f" and {len(dropped) - 12} more" if len(dropped) > 12 else ""
     print(f"note: dropped {len(dropped)} (method, width, budget) combinations whose budget is at or above "
