@@ -280,23 +280,25 @@ def _numeric_path_text(path: Any) -> str | None:
 
 
 def _canonical_bytes(names: Sequence[str], values: Sequence[Any]) -> bytes:
-    """Unambiguous bytes of named SQLite values: name, type tag, length, payload."""
-    out = bytearray()
+    """Unambiguous bytes of named SQLite values: ``name NUL tag length NUL payload`` each
+    (tags: N null, I integer, F float as ``float.hex``, T UTF-8 text, B blob)."""
+    parts: list[bytes] = []
     for name, value in zip(names, values):
         if value is None:
-            tag, payload = b"N", b""
-        elif isinstance(value, bool) or isinstance(value, int):
-            tag, payload = b"I", str(int(value)).encode()
-        elif isinstance(value, float):
-            tag, payload = b"F", value.hex().encode()
+            tag, payload = "N", b""
         elif isinstance(value, str):
-            tag, payload = b"T", value.encode("utf-8")
+            tag, payload = "T", value.encode("utf-8")
+        elif isinstance(value, float):
+            tag, payload = "F", value.hex().encode()
+        elif isinstance(value, int):  # bool included
+            tag, payload = "I", str(int(value)).encode()
         elif isinstance(value, (bytes, bytearray, memoryview)):
-            tag, payload = b"B", bytes(value)
+            tag, payload = "B", bytes(value)
         else:
             raise TypeError(f"column {name}: cannot checksum a {type(value).__name__}")
-        out += name.encode() + b"\0" + tag + struct.pack("<Q", len(payload)) + payload
-    return bytes(out)
+        parts.append(f"{name}\0{tag}{len(payload)}\0".encode())
+        parts.append(payload)
+    return b"".join(parts)
 
 
 def scalar_digest(values: Sequence[Any]) -> str:
@@ -513,7 +515,7 @@ class Store:
             self._columns = self._stored_columns()
         except sqlite3.DatabaseError as err:
             self.close()
-            raise StoreError(f"{self.path}: not a readable sweep store ({err})") from None
+            raise StoreError(f"{self.path}: cannot use the store ({err})") from None
         except BaseException:
             self.close()
             raise
