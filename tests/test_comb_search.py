@@ -43,6 +43,23 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert "runs: total=27 done=27 todo=0" in again.stdout
 
 
+def test_a_shard_trains_its_runs_and_decides_nothing(tmp_path):
+    """Issue 12 item 6: a shard sees part of phase 1, so it must not select (or reject) any
+    configuration; it trains its share and says how to decide on the merged store."""
+    store = str(tmp_path / "shard0.sqlite")
+    proc = _run("--preset=smoke", f"--store={store}", "--num_shards=2", "--shard_index=0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no configuration exceeds" not in proc.stdout and "sparsest configuration" not in proc.stdout
+    assert "winner" not in proc.stdout
+    assert "merge" in proc.stdout and "without --num_shards" in proc.stdout
+    s = comb.SearchSettings(width=3, lrs=(0.1,), schedules=("cosine",), epochs=1, population_size=16)
+    shard = comb.plan_lib.shard(comb.phase1_plan(s), 2, 0)
+    with Store(store, create=False) as st:
+        methods = [r["config"]["method"] for r in st.iter_records()]
+        assert st.done_ids(shard.ids) == set(shard.ids)
+    assert methods == ["structured"] * len(shard)  # phase 2 did not start from a shard
+
+
 @pytest.mark.parametrize("flag,needle", [
     ("--target=1.5", "--target"), ("--target=0", "--target"), ("--lrs=0.1,-1", "--lrs"),
     ("--schedules=linear", "--schedules"), ("--config=3,0,2", "--config"), ("--width=0", "--width"),
