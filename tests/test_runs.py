@@ -46,8 +46,6 @@ def test_explicit_mask_needs_method_dense():
         runs.validate(cfg)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 11: the run id still hashes the init path next to init_sha256 "
-                   "(sparsejax/sweep/identity.py, being redesigned)")
 def test_same_init_file_by_relative_and_absolute_path_is_one_run(tmp_path, monkeypatch):
     from sparsejax import mlp
     import jax

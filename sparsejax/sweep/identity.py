@@ -7,6 +7,8 @@ source, dataset, ...). Its id is the sha256 of a canonical JSON form that:
 * drops every field equal to its entry in ``DEFAULTS``, so spelling a default out (or leaving it
   out) gives the same id, and adding a new field to ``DEFAULTS`` later keeps the id of every run
   that did not spell that field out;
+* names an init file by its content (``init_sha256``), not by its path: the path is hashed as
+  ``"file"`` (migration: fixed-init run ids changed once, on 2026-12-02, when this rule came in);
 * carries ``SCHEMA_VERSION`` under the reserved key ``"_schema"``, so a change of meaning can be
   made explicit by bumping it;
 * normalises values: tuples and numpy arrays become lists, numpy scalars become Python numbers
@@ -193,6 +195,8 @@ def minimal(config: Mapping[str, Any]) -> dict[str, Any]:
             if norm == default and _dumps(norm) == _dumps(default):  # == first: cheap
                 continue
         out[key] = norm
+    if out.get("init_sha256") is not None and "init" in out:
+        out["init"] = "file"  # the content hash names the init, not the path it was read from
     return out
 
 
