@@ -41,11 +41,10 @@ SEARCH_KINDS = ("structured", "search")
 DEFAULT_MILESTONES = (15, 30)
 DEFAULT_LR_GAMMA = 0.1
 
-# Fields added after the first release: defaults equal to the behaviour every earlier run had,
-# so that omitting them (as every stored config does) keeps old ids.
-identity.DEFAULTS.setdefault("milestones", DEFAULT_MILESTONES)
-identity.DEFAULTS.setdefault("lr_gamma", DEFAULT_LR_GAMMA)
-identity.DEFAULTS.setdefault("method_params", None)
+# Fields added after the first release have defaults equal to the behaviour every earlier run
+# had (identity.DEFAULTS), so omitting them, as every stored config does, keeps old ids.
+assert tuple(identity.DEFAULTS["milestones"]) == DEFAULT_MILESTONES
+assert identity.DEFAULTS["lr_gamma"] == DEFAULT_LR_GAMMA
 
 
 def _fields() -> tuple[str, ...]:

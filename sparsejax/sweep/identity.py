@@ -56,6 +56,10 @@ DEFAULTS: dict[str, Any] = {
     "mask_space": None,     # phase 2: {"max_weight_sum": .., "first_k_w2": ..} subset options
     "init_sha256": None,    # content hash of an init file, so ids follow the data not the path
     "optimal_width": None,  # fixed-init pruning: slice the width-16 init to this width
+    # added with the typed RunConfig (sparsejax.config): defaults are what every earlier run used
+    "milestones": (15, 30),  # step schedule: ×lr_gamma after these epochs
+    "lr_gamma": 0.1,
+    "method_params": None,  # the method's hyperparameters that differ from its defaults
 }
 
 
