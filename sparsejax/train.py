@@ -196,12 +196,14 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
 
     def sgd(pop: Population) -> Population:
         lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
-        if kernel == "fused":  # the kernel draws each model's minibatch itself
+        if kernel in ("fused", "fused_models"):  # the kernel draws each model's minibatch itself
+            # "fused_models" (internal, benchmarks only) forces the one-model-at-a-time layout
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
             params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
                                               (step % spe) * cfg.batch_size, lr, cfg.batch_size,
-                                              cfg.momentum, cfg.weight_decay)
+                                              cfg.momentum, cfg.weight_decay,
+                                              layout="models" if kernel == "fused_models" else "auto")
         else:
             x, y = batch(pop)
             grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)

@@ -2,9 +2,11 @@
 
 XLA's CPU backend runs a population of tiny matrices as batched dots and separate elementwise
 passes over (P, 128, width) arrays, which is bound by memory traffic and per-op overhead. The
-kernel in ``mlp_sgd_step.cc`` does a whole step for one model at a time (forward, backward,
-masked SGD with momentum and weight decay) with everything in L1, models split across XLA's
-intra-op thread pool. Its numbers equal the XLA path up to float32 summation order.
+kernel in ``mlp_sgd_step.cc`` does a whole step (forward, backward, masked SGD with momentum and
+weight decay) with everything in L1, work split across XLA's intra-op thread pool, in one of two
+layouts: small shapes (the search's (3,3,3), (7,3,3), ... up to width 32) run a vector's worth of
+models in SIMD lanes, larger ones one model at a time. Its numbers equal the XLA path up to
+float32 summation order (and FMA rounding).
 
 The source is compiled once per machine with the system C++ compiler into a cache folder
 (``$SPARSEJAX_CACHE`` or ``~/.cache/sparsejax``) keyed by the source, the jaxlib version and the
@@ -28,7 +30,15 @@ import numpy as np
 
 TARGET = "sparsejax_mlp_sgd_step"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlp_sgd_step.cc")
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-std=c++17", "-shared", "-fPIC", "-w"]
+# -march=native: the library is built per machine (the cache key holds the CPU's flags); the
+# source picks 16 lanes under AVX-512, 8 under AVX and 4 otherwise, so any x86 (or other) CPU
+# builds it. -ffp-contract=fast lets a*b+c become one FMA (a different rounding, not order).
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=fast", "-std=c++17", "-shared",
+         "-fPIC", "-w"]
+LANES_MAX_WIDTH = 32   # the lanes layout's limits (kLanesMaxWidth, kLanesMaxLayers in the source)
+LANES_MAX_LAYERS = 8
+LANES_AUTO_MAX_WIDTH = 16  # "auto" picks lanes up to here: measured faster at 3..16 (benchmarks/RESULTS.md)
+LAYOUTS = ("auto", "lanes", "models")
 
 
 def _cpu_signature() -> str:
@@ -93,15 +103,37 @@ def why_unavailable() -> str:
     return _register()
 
 
+def pick_layout(layer_dims: tuple[int, ...]) -> str:
+    """"lanes" (models in SIMD lanes) when every layer size (input and output included) is at
+    most LANES_AUTO_MAX_WIDTH and there are at most LANES_MAX_LAYERS layers, else "models" (one
+    model at a time: a lane group's matrices outgrow L1 as the width grows)."""
+    small = max(layer_dims) <= LANES_AUTO_MAX_WIDTH and len(layer_dims) - 1 <= LANES_MAX_LAYERS
+    return "lanes" if small else "models"
+
+
+def _lanes_fit(layer_dims: tuple[int, ...]) -> bool:
+    return max(layer_dims) <= LANES_MAX_WIDTH and len(layer_dims) - 1 <= LANES_MAX_LAYERS
+
+
 def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
-             batch_size: int, momentum_coef: float, weight_decay: float):
+             batch_size: int, momentum_coef: float, weight_decay: float, layout: str = "auto"):
     """(params, momentum) after one masked SGD step of every model. Model p trains on positions
     [start, start + batch_size) of the keyed permutation with round keys ``round_keys_Px4[p]``
     (exactly :func:`sparsejax.shuffle.permute`), gathered from ``x_all``/``y_all`` inside the
-    kernel; otherwise the same contract as ``train.sgd_update`` applied to ``grad(mlp.loss)``."""
+    kernel; otherwise the same contract as ``train.sgd_update`` applied to ``grad(mlp.loss)``.
+    `layout` picks the implementation ("auto": :func:`pick_layout`); both give the same numbers
+    up to float summation order and FMA rounding."""
     why = _register()
     if why:
         raise RuntimeError(why)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: unknown {layout!r}; allowed: {', '.join(LAYOUTS)}")
+    dims = (int(x_all.shape[1]),) + tuple(int(p["w"].shape[2]) for p in params)
+    if layout == "auto":
+        layout = pick_layout(dims)
+    elif layout == "lanes" and not _lanes_fit(dims):
+        raise ValueError(f"layout 'lanes' supports layer sizes up to {LANES_MAX_WIDTH} and at most "
+                         f"{LANES_MAX_LAYERS} layers, got {dims}")
     flat_in = [x_all.astype(jnp.float32), y_all.astype(jnp.float32), round_keys_Px4.astype(jnp.uint32),
                jnp.reshape(start, (1,)).astype(jnp.int32), lr_P.astype(jnp.float32)]
     out_types, aliases = [], {}
@@ -114,7 +146,7 @@ def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
         aliases.update({first + k: 4 * l + k for k in range(4)})
     outs = jax.ffi.ffi_call(TARGET, out_types, vmap_method="sequential", input_output_aliases=aliases)(
         *flat_in, momentum=np.float32(momentum_coef), weight_decay=np.float32(weight_decay),
-        batch=np.int64(batch_size))
+        batch=np.int64(batch_size), layout=np.int64(1 if layout == "lanes" else 0))
     new_params = tuple({"w": outs[4 * l], "b": outs[4 * l + 1]} for l in range(len(params)))
     new_mom = tuple({"w": outs[4 * l + 2], "b": outs[4 * l + 3]} for l in range(len(params)))
     return new_params, new_mom

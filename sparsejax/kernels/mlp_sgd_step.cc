@@ -17,6 +17,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -206,10 +210,269 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Models in SIMD lanes, for small widths.
+//
+// At the search's shapes ((3,3,3) has 27 weights) one model's step is a few hundred tiny loops,
+// so the per-model path above is bound by loop overhead and scalar work (the data order, the
+// gather, exp), not arithmetic. Here kLanes models share one vector register: every per-model
+// scalar operation is one vector operation, each lane gathers its own model's examples, and
+// nothing ever crosses lanes (no horizontal sums), so a model's numbers do not depend on which
+// models share its group (padding lanes of the last group compute on zeros and are discarded).
+// A group copies its parameters, momentum and masks into lane-interleaved scratch, runs the
+// B examples one at a time (forward, backward, gradient accumulated in example order), applies
+// the masked SGD update and copies back. Shapes used by the search are compiled with their
+// layer sizes as constants (fully unrolled); any other shape up to kLanesMaxWidth runs the same
+// code with runtime sizes.
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+constexpr int kLanesMaxWidth = 32;  // keep in sync with cpu.py LANES_MAX_WIDTH
+constexpr int kLanesMaxLayers = 8;  // keep in sync with cpu.py LANES_MAX_LAYERS
+constexpr int kLanesMaxUnits = 2 * kLanesMaxWidth + (kLanesMaxLayers - 1) * kLanesMaxWidth;
+
+typedef float vf __attribute__((vector_size(4 * kLanes)));
+typedef int32_t vi __attribute__((vector_size(4 * kLanes)));
+typedef uint32_t vu __attribute__((vector_size(4 * kLanes)));
+
+inline vf splat(float a) { return vf{} + a; }
+inline vu splatu(uint32_t a) { return vu{} + a; }
+
+inline vu mix32v(vu x) {
+  x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; return x ^ (x >> 16);
+}
+
+inline vu feistel_v(vu v, const vu* k, int h, uint32_t mask) {
+  vu left = v >> h, right = v & mask;
+  for (int r = 0; r < 4; ++r) {
+    const vu t = right;
+    right = left ^ (mix32v(right ^ k[r]) & mask);
+    left = t;
+  }
+  return (left << h) | right;
+}
+
+inline bool any_lane(vi m) {
+  int r = 0;
+  for (int k = 0; k < kLanes; ++k) r |= m[k];
+  return r != 0;
+}
+
+// exp lane-wise: Cephes' single-precision range reduction and polynomial (within ~2 ulp of
+// the correctly rounded value on the clamped range); the input is clamped to [-87.3, 88.3] so
+// 2^n stays a normal float, and a NaN stays NaN (the comparisons are false for it).
+inline vf exp_v(vf x) {
+  x = x > splat(88.3f) ? splat(88.3f) : x;
+  x = x < splat(-87.3f) ? splat(-87.3f) : x;
+  const vf t = x * 1.44269504088896341f;
+  const vi n = __builtin_convertvector(t + (t >= splat(0.f) ? splat(0.5f) : splat(-0.5f)), vi);
+  const vf nf = __builtin_convertvector(n, vf);
+  x = x - nf * 0.693359375f;
+  x = x + nf * 2.12194440e-4f;
+  const vf z = x * x;
+  vf y = splat(1.9875691500E-4f);
+  y = y * x + 1.3981999507E-3f;
+  y = y * x + 8.3334519073E-3f;
+  y = y * x + 4.1665795894E-2f;
+  y = y * x + 1.6666665459E-1f;
+  y = y * x + 5.0000001201E-1f;
+  y = y * z + x + 1.0f;
+  const vi bits = (n + 127) << 23;
+  return y * (vf)bits;  // 2^n, built in the exponent field
+}
+
+inline vf gather(const float* base, vi idx) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_i32gather_ps((__m512i)idx, base, 4);
+#elif defined(__AVX2__)
+  return (vf)_mm256_i32gather_ps(base, (__m256i)idx, 4);
+#else
+  vf r;
+  for (int k = 0; k < kLanes; ++k) r[k] = base[idx[k]];
+  return r;
+#endif
+}
+
+// A shape known at compile time: layer sizes D = (in, hidden..., out).
+template <int... D>
+struct Fixed {
+  static constexpr int d[] = {D...};
+  static constexpr int nl() { return sizeof...(D) - 1; }
+  static constexpr int dim(int l) { return d[l]; }
+  static constexpr int poff(int l) {  // start of layer l's weights (I*O) then biases (O)
+    int s = 0;
+    for (int m = 0; m < l; ++m) s += d[m] * d[m + 1] + d[m + 1];
+    return s;
+  }
+  static constexpr int uoff(int l) {  // start of layer l's units in the activation array
+    int s = 0;
+    for (int m = 0; m < l; ++m) s += d[m];
+    return s;
+  }
+  static constexpr int total() { return poff(nl()); }
+};
+
+// A shape known at run time (any depth up to kLanesMaxLayers, widths up to kLanesMaxWidth).
+struct Dynamic {
+  int n, d[kLanesMaxLayers + 1], po[kLanesMaxLayers + 1], uo[kLanesMaxLayers + 1];
+  int nl() const { return n; }
+  int dim(int l) const { return d[l]; }
+  int poff(int l) const { return po[l]; }
+  int uoff(int l) const { return uo[l]; }
+  int total() const { return po[n]; }
+};
+
+struct LaneScratch {
+  std::vector<vf> p, m, k, g, xy;  // parameters, momentum, masks, gradients; inputs and labels
+};
+
+// One step of the models [g0, g0 + kLanes) (lanes past P are padding).
+template <class S>
+void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr,
+                int64_t B, float mu, float wd, LaneScratch& sc) {
+  const int nl = s.nl(), T = s.total(), I0 = s.dim(0);
+  sc.p.assign(T, vf{}); sc.m.assign(T, vf{}); sc.k.assign(T, vf{}); sc.g.assign(T, vf{});
+  sc.xy.resize((I0 + 1) * B);
+  float *pp = reinterpret_cast<float*>(sc.p.data()), *pm = reinterpret_cast<float*>(sc.m.data()),
+        *pk = reinterpret_cast<float*>(sc.k.data());
+  vf eta = vf{};
+  vu key[4] = {};
+  const int lanes = static_cast<int>(std::min<int64_t>(kLanes, P - g0));
+  for (int ln = 0; ln < lanes; ++ln) {  // gather the group's state into lane-interleaved scratch
+    const int64_t p = g0 + ln;
+    for (int l = 0; l < nl; ++l) {
+      const int64_t IO = L[l].in * L[l].out, O = L[l].out, o0 = s.poff(l);
+      for (int64_t j = 0; j < IO; ++j) {
+        pp[(o0 + j) * kLanes + ln] = L[l].w[p * IO + j];
+        pm[(o0 + j) * kLanes + ln] = L[l].mw[p * IO + j];
+        pk[(o0 + j) * kLanes + ln] = L[l].kw[p * IO + j];
+      }
+      for (int64_t j = 0; j < O; ++j) {
+        pp[(o0 + IO + j) * kLanes + ln] = L[l].b[p * O + j];
+        pm[(o0 + IO + j) * kLanes + ln] = L[l].mb[p * O + j];
+        pk[(o0 + IO + j) * kLanes + ln] = L[l].kb[p * O + j];
+      }
+    }
+    eta[ln] = lr[p];
+    for (int r = 0; r < 4; ++r) key[r][ln] = D.keys[4 * p + r];
+  }
+  // each lane's minibatch: positions start..start+B of its own permutation, gathered
+  vf* X = sc.xy.data();
+  vf* Y = X + I0 * B;
+  const uint32_t hmask = (1u << D.h) - 1u, n = static_cast<uint32_t>(D.n);
+  for (int64_t r = 0; r < B; ++r) {
+    vu v = feistel_v(splatu(static_cast<uint32_t>(D.start + r)), key, D.h, hmask);
+    for (vi out; any_lane(out = (vi)(v >= splatu(n)));) {
+      const vu w = feistel_v(v, key, D.h, hmask);
+      v = out ? w : v;
+    }
+    const vi idx = (vi)v;
+    for (int i = 0; i < I0; ++i) X[i * B + r] = gather(D.x + i, idx * I0);
+    Y[r] = gather(D.y, idx);
+  }
+  const vf* W = sc.p.data();
+  vf* G = sc.g.data();
+  const float invB = 1.f / static_cast<float>(B);
+  for (int64_t r = 0; r < B; ++r) {
+    vf a[kLanesMaxUnits];  // every unit's post-activation (the inputs first, the logit last)
+    for (int i = 0; i < I0; ++i) a[i] = X[i * B + r];
+#pragma GCC unroll 16
+    for (int l = 0; l < nl; ++l) {
+      const int I = s.dim(l), O = s.dim(l + 1), u = s.uoff(l), po = s.poff(l);
+      for (int o = 0; o < O; ++o) {
+        vf z = W[po + I * O + o];
+        for (int i = 0; i < I; ++i) z += a[u + i] * W[po + i * O + o];
+        if (l + 1 < nl) z = z < splat(0.f) ? splat(0.f) : z;  // ReLU; a NaN stays NaN
+        a[u + I + o] = z;
+      }
+    }
+    // d loss / d logit of the mean BCE with logits
+    vf dz[kLanesMaxWidth], dp[kLanesMaxWidth];
+    dz[0] = (1.f / (1.f + exp_v(-a[s.uoff(nl)])) - Y[r]) * invB;
+#pragma GCC unroll 16
+    for (int l = nl - 1; l >= 0; --l) {
+      const int I = s.dim(l), O = s.dim(l + 1), u = s.uoff(l), po = s.poff(l);
+      for (int o = 0; o < O; ++o) G[po + I * O + o] += dz[o];
+      for (int i = 0; i < I; ++i)
+        for (int o = 0; o < O; ++o) G[po + i * O + o] += a[u + i] * dz[o];
+      if (l > 0) {
+        for (int i = 0; i < I; ++i) {
+          vf t = vf{};
+          for (int o = 0; o < O; ++o) t += W[po + i * O + o] * dz[o];
+          dp[i] = a[u + i] > splat(0.f) ? t : splat(0.f);
+        }
+        for (int i = 0; i < I; ++i) dz[i] = dp[i];
+      }
+    }
+  }
+  // masked SGD with momentum and weight decay, then back to the (P, I, O) layout
+  vf* Pv = sc.p.data();
+  vf* Mv = sc.m.data();
+  const vf* Kv = sc.k.data();
+  for (int j = 0; j < T; ++j) {
+    const vf p = Pv[j];
+    const vf m = mu * Mv[j] + (G[j] + wd * p) * Kv[j];
+    Mv[j] = m;
+    Pv[j] = (p - eta * m) * Kv[j];
+  }
+  for (int ln = 0; ln < lanes; ++ln) {
+    const int64_t p = g0 + ln;
+    for (int l = 0; l < nl; ++l) {
+      const int64_t IO = L[l].in * L[l].out, O = L[l].out, o0 = s.poff(l);
+      for (int64_t j = 0; j < IO; ++j) {
+        L[l].ow[p * IO + j] = pp[(o0 + j) * kLanes + ln];
+        L[l].omw[p * IO + j] = pm[(o0 + j) * kLanes + ln];
+      }
+      for (int64_t j = 0; j < O; ++j) {
+        L[l].ob[p * O + j] = pp[(o0 + IO + j) * kLanes + ln];
+        L[l].omb[p * O + j] = pm[(o0 + IO + j) * kLanes + ln];
+      }
+    }
+  }
+}
+
+// The groups' step function for this population's shape: a compiled-in shape when there is one.
+using GroupFn = void (*)(int64_t, int64_t, const std::vector<Layer>&, const Data&, const float*, int64_t, float,
+                         float, LaneScratch&, const Dynamic&);
+
+template <class S>
+void fixed_group(int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr, int64_t B,
+                 float mu, float wd, LaneScratch& sc, const Dynamic&) {
+  step_group(S{}, g0, P, L, D, lr, B, mu, wd, sc);
+}
+
+void dynamic_group(int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr, int64_t B,
+                   float mu, float wd, LaneScratch& sc, const Dynamic& s) {
+  step_group(s, g0, P, L, D, lr, B, mu, wd, sc);
+}
+
+template <int... D>
+bool is(const Dynamic& s) {
+  constexpr int d[] = {D...};
+  if (s.n != static_cast<int>(sizeof...(D)) - 1) return false;
+  for (int l = 0; l <= s.n; ++l)
+    if (s.d[l] != d[l]) return false;
+  return true;
+}
+
+GroupFn pick_group_fn(const Dynamic& s) {
+  if (is<2, 3, 3, 3, 1>(s)) return fixed_group<Fixed<2, 3, 3, 3, 1>>;
+  if (is<2, 3, 2, 2, 1>(s)) return fixed_group<Fixed<2, 3, 2, 2, 1>>;
+  if (is<2, 6, 3, 2, 1>(s)) return fixed_group<Fixed<2, 6, 3, 2, 1>>;
+  if (is<2, 7, 3, 3, 1>(s)) return fixed_group<Fixed<2, 7, 3, 3, 1>>;
+  if (is<2, 16, 16, 16, 1>(s)) return fixed_group<Fixed<2, 16, 16, 16, 1>>;
+  return dynamic_group;
+}
+
 // args: x_all (N,I0), y_all (N), keys (P,4) u32, start (1) i32, lr (P),
-//       then per layer w, b, mw, mb, kw, kb;  rets: per layer w, b, mw, mb.  Attr batch = B.
+//       then per layer w, b, mw, mb, kw, kb;  rets: per layer w, b, mw, mb.  Attrs batch = B,
+//       layout = 0 (one model at a time) or 1 (models in SIMD lanes).
 ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, float mu, float wd,
-                    int64_t B) {
+                    int64_t B, int64_t layout) {
   auto x = args.get<ffi::Buffer<ffi::F32>>(0);
   auto y = args.get<ffi::Buffer<ffi::F32>>(1);
   auto keys = args.get<ffi::Buffer<ffi::U32>>(2);
@@ -246,30 +509,61 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
                  in[4]->typed_data(), in[5]->typed_data(), (*out[0])->typed_data(), (*out[1])->typed_data(),
                  (*out[2])->typed_data(), (*out[3])->typed_data(), wd_[1], wd_[2]};
   }
-  // Blocks of models are claimed from a shared counter by the calling thread and by helper
-  // tasks on XLA's pool. The caller works too and waits only for claimed blocks to finish, so
-  // it never deadlocks when the pool is busy (several devices); a task that starts late finds
-  // no block left and touches nothing but the heap state it co-owns.
+  // Layout 1 runs models in SIMD lanes (small widths only), layout 0 one model at a time.
+  Dynamic shape{};
+  if (layout == 1) {
+    if (nl > kLanesMaxLayers) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "lanes layout: at most 8 layers");
+    shape.n = static_cast<int>(nl);
+    shape.po[0] = shape.uo[0] = 0;
+    for (int64_t l = 0; l < nl; ++l) {
+      if (L[l].in > kLanesMaxWidth || L[l].out > kLanesMaxWidth)
+        return ffi::Error(ffi::ErrorCode::kInvalidArgument, "lanes layout: widths up to 32 only");
+      if (l > 0 && L[l].in != L[l - 1].out) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "layer sizes do not chain");
+      shape.d[l] = static_cast<int>(L[l].in);
+      shape.d[l + 1] = static_cast<int>(L[l].out);
+      shape.po[l + 1] = shape.po[l] + static_cast<int>(L[l].in * L[l].out + L[l].out);
+      shape.uo[l + 1] = shape.uo[l] + static_cast<int>(L[l].in);
+    }
+    if (N * L[0].in >= (int64_t{1} << 31)) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "lanes layout: dataset too large");
+  } else if (layout != 0) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "layout must be 0 (models) or 1 (lanes)");
+  }
+  // Blocks of models (layout 0) or of lane groups (layout 1) are claimed from a shared counter
+  // by the calling thread and by helper tasks on XLA's pool. The caller works too and waits only
+  // for claimed blocks to finish, so it never deadlocks when the pool is busy (several devices);
+  // a task that starts late finds no block left and touches nothing but the heap state it co-owns.
   struct Shared {
     std::vector<Layer> L;
     Data D;
     const float* lr;
-    int64_t B, P, block, n_blocks;
+    int64_t B, P, block, n_blocks, layout;
     float mu, wd;
+    Dynamic shape;
+    GroupFn group;
     std::atomic<int64_t> next{0}, done{0};
   };
   auto st = std::make_shared<Shared>();
   st->L = L;
   st->D = Data{x->typed_data(), y->typed_data(), keys->typed_data(), N, start->typed_data()[0], h};
   st->lr = lr->typed_data();
-  st->B = B; st->P = P; st->mu = mu; st->wd = wd;
-  st->block = std::max<int64_t>(1, std::min<int64_t>(16, P / std::max<int64_t>(1, 4 * pool.num_threads())));
-  st->n_blocks = (P + st->block - 1) / st->block;
+  st->B = B; st->P = P; st->mu = mu; st->wd = wd; st->layout = layout; st->shape = shape;
+  st->group = layout == 1 ? pick_group_fn(shape) : nullptr;
+  const int64_t units = layout == 1 ? (P + kLanes - 1) / kLanes : P;  // lane groups or models
+  st->block = std::max<int64_t>(1, std::min<int64_t>(layout == 1 ? 2 : 16,
+                                                     units / std::max<int64_t>(1, 4 * pool.num_threads())));
+  st->n_blocks = (units + st->block - 1) / st->block;
   auto work = [](Shared& s) {
     std::vector<float> scratch;
+    LaneScratch lanes;
+    const int64_t units = s.layout == 1 ? (s.P + kLanes - 1) / kLanes : s.P;
     for (int64_t k; (k = s.next.fetch_add(1)) < s.n_blocks;) {
-      const int64_t hi = std::min(s.P, (k + 1) * s.block);
-      for (int64_t p = k * s.block; p < hi; ++p) step_model(p, s.L, s.D, s.lr, s.B, s.mu, s.wd, scratch);
+      const int64_t hi = std::min(units, (k + 1) * s.block);
+      for (int64_t u = k * s.block; u < hi; ++u) {
+        if (s.layout == 1)
+          s.group(u * kLanes, s.P, s.L, s.D, s.lr, s.B, s.mu, s.wd, lanes, s.shape);
+        else
+          step_model(u, s.L, s.D, s.lr, s.B, s.mu, s.wd, scratch);
+      }
       s.done.fetch_add(1, std::memory_order_release);
     }
   };
@@ -289,4 +583,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SparsejaxMlpSgdStep, StepImpl,
                                   .RemainingRets()
                                   .Attr<float>("momentum")
                                   .Attr<float>("weight_decay")
-                                  .Attr<int64_t>("batch"));
+                                  .Attr<int64_t>("batch")
+                                  .Attr<int64_t>("layout"));

@@ -1,0 +1,126 @@
+"""The fused CPU step (both layouts: models in SIMD lanes, one model at a time) against the XLA
+step (``vmap`` of ``grad``), for every shape class the lanes layout handles: compiled-in shapes,
+1- and 2-unit layers, non-uniform and deeper shapes, with masks, momentum, weight decay,
+per-model learning rates and mixed schedules, and a population that is not a whole number of
+lane groups."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sparsejax import data, mlp, shuffle, train
+from sparsejax.kernels import cpu as cpu_kernel
+
+pytestmark = pytest.mark.skipif(not cpu_kernel.available() or jax.default_backend() != "cpu",
+                                reason="the fused CPU kernel is unavailable here")
+
+# compiled-in shapes first, then shapes that run the runtime-size code (1- and 2-unit layers,
+# non-uniform, one and four hidden layers)
+SHAPES = [(3, 3, 3), (3, 2, 2), (6, 3, 2), (7, 3, 3), (16, 16, 16), (1, 2, 1), (2, 1, 2), (5, 9, 4, 2), (1,),
+          (12, 8, 4)]
+P = 19  # not a multiple of 8 or 16: the last lane group is padded
+
+
+def _subset(n=768):
+    x, y = data.cubist_spiral()
+    idx = np.random.default_rng(0).choice(len(x), n, replace=False)
+    return jnp.asarray(x[idx]), jnp.asarray(y[idx])
+
+
+def _population(widths, p=P, seed=0):
+    params = mlp.init_population(jax.random.split(jax.random.PRNGKey(seed), p), widths)
+    budget = max(1, int(0.6 * mlp.weight_count(widths)))
+    wm = jax.vmap(lambda k: mlp.random_weight_masks(k, widths, budget))(jax.random.split(jax.random.PRNGKey(seed + 1), p))
+    lr = np.linspace(0.05, 0.4, p).astype(np.float32)
+    schedules = [train.SCHEDULES[i % 3] for i in range(p)]
+    pop = train.make_population(params, mlp.masks_from_weights(wm), lr, schedules, train.model_keys(5, np.arange(p)))
+    # non-zero momentum buffers, so the first step already tests mu * buf
+    mom = jax.tree.map(lambda a: 0.01 * jnp.sin(jnp.arange(a.size, dtype=jnp.float32).reshape(a.shape)), pop.params)
+    mom = jax.tree.map(lambda b, m: b * m, mom, pop.masks)
+    return pop._replace(momentum=mom)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "layout", "steps"))
+def _kernel_train(pop, x, y, cfg, layout, steps):
+    """`steps` steps of cpu_kernel.sgd_step with the trainer's glue (schedule factor, keys),
+    written here independently of train._train_step."""
+    spe = cfg.steps_per_epoch(x.shape[0])
+
+    def body(pop, step):
+        lr = pop.lr * train.lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
+        keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, step // spe))(pop.key)
+        params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys, (step % spe) * cfg.batch_size,
+                                          lr, cfg.batch_size, cfg.momentum, cfg.weight_decay, layout=layout)
+        return pop._replace(params=params, momentum=mom), None
+
+    return jax.lax.scan(body, pop, jnp.arange(steps))[0]
+
+
+def _xla_train(pop, x, y, cfg, steps):
+    """The XLA step (vmap of grad) for `steps` steps, through the trainer."""
+    return train._chunk_fn(cfg, None, steps, "xla")(jax.tree.map(jnp.copy, pop), x, y, jnp.int32(0), jnp.int32(0))
+
+
+def _close(a, b, rtol=1e-4, atol=2e-5):
+    for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(la), np.asarray(lb), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("widths", SHAPES, ids=lambda w: "x".join(map(str, w)))
+@pytest.mark.parametrize("layout", ["lanes", "models"])
+def test_kernel_equals_xla_step(widths, layout):
+    x, y = _subset()  # 6 steps per epoch; milestones (1, 2) so the step schedule changes twice
+    steps = 18
+    cfg = train.TrainConfig(widths=widths, epochs=3, milestones=(1, 2), weight_decay=1e-2, momentum=0.9,
+                            chunk_steps=steps)
+    pop = _population(widths)
+    ref = _xla_train(pop, x, y, cfg, steps)
+    out = _kernel_train(pop, x, y, cfg, layout, steps)
+    _close(out.params, ref.params)
+    _close(out.momentum, ref.momentum)
+    for lp, lm in zip(jax.tree.leaves(out.params), jax.tree.leaves(pop.masks)):
+        assert np.all(np.asarray(lp)[np.asarray(lm) == 0] == 0.0)  # masked entries stay exactly zero
+    moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(out.params), jax.tree.leaves(pop.params))]
+    assert all(moved)
+
+
+@pytest.mark.parametrize("widths", [(3, 3, 3), (5, 9, 4, 2)], ids=lambda w: "x".join(map(str, w)))
+def test_trainer_fused_path_equals_xla(widths):
+    """train.train with kernel='fused' (the lanes layout at these widths) against kernel='xla'."""
+    x, y = _subset()
+    pop = _population(widths)
+    outs = [train.train(pop, x, y, train.TrainConfig(widths=widths, epochs=2, chunk_steps=5, kernel=k))
+            for k in ("xla", "fused")]
+    _close(outs[0].params, outs[1].params)
+    np.testing.assert_array_equal(np.asarray(outs[0].diverged), np.asarray(outs[1].diverged))
+
+
+def test_lanes_never_cross():
+    """A model's numbers are bit-identical whichever lane and group it runs in, and a diverging
+    neighbour in the same group (lr 1e6) leaves it untouched."""
+    widths = (7, 3, 3)
+    x, y = _subset()
+    cfg = train.TrainConfig(widths=widths, epochs=2, chunk_steps=12)
+    pop = _population(widths)
+    pop = pop._replace(lr=pop.lr.at[16].set(1e6).at[18].set(1e6))
+    big = _kernel_train(pop, x, y, cfg, "lanes", 12)
+    assert not np.all(np.isfinite(np.asarray(big.params[0]["w"][16])))
+    for i in (0, 9, 17):
+        alone = _kernel_train(jax.tree.map(lambda a: a[i:i + 1], pop), x, y, cfg, "lanes", 12)
+        for lb, lo in zip(jax.tree.leaves((big.params, big.momentum)), jax.tree.leaves((alone.params, alone.momentum))):
+            np.testing.assert_array_equal(np.asarray(lb)[i], np.asarray(lo)[0])
+            assert np.all(np.isfinite(np.asarray(lo)))
+
+
+def test_layout_choice_and_errors():
+    assert cpu_kernel.pick_layout((2, 3, 3, 3, 1)) == "lanes"
+    assert cpu_kernel.pick_layout((2, 64, 64, 64, 1)) == "models"
+    x, y = _subset()
+    pop = _population((40, 3, 3), p=2)
+    keys = jnp.zeros((2, 4), jnp.uint32)
+    with pytest.raises(ValueError, match="lanes"):
+        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys, 0, pop.lr, 128, 0.9, 5e-4, layout="lanes")
+    with pytest.raises(ValueError, match="layout"):
+        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys, 0, pop.lr, 128, 0.9, 5e-4, layout="simd")
