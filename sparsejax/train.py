@@ -11,10 +11,11 @@ so a second run with the same shapes never compiles again.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -93,19 +94,31 @@ class Population(NamedTuple):
     hook_state: Any = ()
 
 
-class MaskHook(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class MaskHook(abc.ABC):
     """A change of masks during training (GMP, RigL plug in here).
 
-    ``is_event(step) -> bool`` is evaluated on the shared, unbatched step counter, so the event
-    is a real ``lax.cond`` branch. ``update(pop, step, x, y) -> pop`` acts on the whole
-    population (vmap inside as needed) at the start of an event step, before the gradient;
-    with ``skip_optimizer`` the SGD step of an event step is skipped (RigL).
-    Hooks must be hashable (they key the compilation cache): use module-level functions or
-    ``functools.partial`` of them with hashable arguments.
+    ``is_event(step) -> bool`` is evaluated on the shared, unbatched 0-based step counter, so
+    the event is a real ``lax.cond`` branch. ``update(pop, step, x, y) -> pop`` acts on the
+    whole population (vmap inside as needed) at the start of an event step, after `step` SGD
+    steps and before this step's gradient; (x, y) is this step's minibatch (P, B, 2), (P, B).
+    With ``skip_optimizer`` the SGD step of an event step is skipped (RigL). Per-model numbers
+    (count tables) live in ``pop.hook_state``.
+
+    Subclass as a frozen dataclass whose fields are static hashable values (ints, floats,
+    tuples): a hook keys the compilation cache, so equal hooks must compare equal and hash
+    alike. A frozen dataclass does; ``functools.partial`` objects and bound methods compare by
+    identity and would re-trace every population.
     """
-    is_event: Callable[[Array], Array]
-    update: Callable[..., Population]
-    skip_optimizer: bool = False
+    skip_optimizer: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def is_event(self, step: Array) -> Array:
+        """Whether a mask event happens at the start of 0-based `step` (traced int32 scalar)."""
+
+    @abc.abstractmethod
+    def update(self, pop: Population, step: Array, x: Array, y: Array) -> Population:
+        """The population after the event at `step`, given that step's minibatch."""
 
 
 def model_keys(root: Array | int, model_ids: Array | Sequence[int]) -> Array:
@@ -196,14 +209,12 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
 
     def sgd(pop: Population) -> Population:
         lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
-        if kernel in ("fused", "fused_models"):  # the kernel draws each model's minibatch itself
-            # "fused_models" (internal, benchmarks only) forces the one-model-at-a-time layout
+        if kernel == "fused":  # the kernel draws each model's minibatch itself
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
             params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
                                               (step % spe) * cfg.batch_size, lr, cfg.batch_size,
-                                              cfg.momentum, cfg.weight_decay,
-                                              layout="models" if kernel == "fused_models" else "auto")
+                                              cfg.momentum, cfg.weight_decay)
         else:
             x, y = batch(pop)
             grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)

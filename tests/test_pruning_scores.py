@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sparsejax import mlp
-from sparsejax.pruning import magnitude, rigl, saliency, synflow, topk
+from sparsejax.pruning import magnitude, rigl, saliency, schedules, synflow, topk
 
 WIDTHS = (3, 4, 3)
 SHAPES = mlp.layer_shapes(WIDTHS)
@@ -258,8 +258,11 @@ def test_synflow_iterations_vs_numpy_loop(net):
         sc = np_torch_flat([al * np.outer(h[l], u[l + 1]) for l, al in enumerate(a)])
         sc = np.where(mask > 0, sc, np.nan)
         mask = np_keep_top(sc, np_schedule(N, b, i + 1, n_iter, "ceil"))
-    got = jax.jit(synflow.synflow, static_argnames="n_iter")(net, jnp.int32(b), n_iter=n_iter)
+    keep = np.array([np_schedule(N, b, i + 1, n_iter, "ceil") for i in range(n_iter)], np.int32)
+    got = jax.jit(synflow.synflow)(net, keep)
     np.testing.assert_array_equal(np_torch_flat(got), mask)
+    with pytest.raises(ValueError, match="keep_I"):
+        synflow.synflow(net, keep.reshape(1, -1))
 
 
 @pytest.mark.parametrize("detach", [True, False])
@@ -304,9 +307,12 @@ def test_iter_snip_and_force_steps_vs_numpy(data):
     nets_np = jax.tree.map(np.asarray, nets)
     xs_np, ys_np = np.asarray(xs), np.asarray(ys)
     b = 4
+    keep = np.array([np_schedule(N, b, j, 10, "floor") for j in range(1, 11)], np.int32)
     revived = 0
+    with pytest.raises(ValueError, match="one count per minibatch"):
+        saliency.iterative_saliency_trajectory(jax.tree.map(lambda a: a[0], nets), xs, ys, keep[:9], False)
     for revive in (False, True):
-        fn = jax.vmap(lambda p: saliency.iterative_saliency_trajectory(p, xs, ys, jnp.int32(b), revive))
+        fn = jax.vmap(lambda p: saliency.iterative_saliency_trajectory(p, xs, ys, keep, revive))
         traj = jax.jit(fn)(nets)
         traj = [np.asarray(m) for m in traj]
         for n in range(4):
@@ -315,7 +321,7 @@ def test_iter_snip_and_force_steps_vs_numpy(data):
             prev = np.ones(N)
             for j in range(10):
                 cur = np_torch_flat([m[n, j] for m in traj])
-                assert cur.sum() == np_schedule(N, b, j + 1, 10, "floor")
+                assert cur.sum() == keep[j]
                 ms = np_from_torch_flat(prev)
                 q = [(w * m, bb) for (w, bb), m in zip(p, ms)]
                 g, _ = np_grads(q, xs_np[j], ys_np[j])
@@ -336,16 +342,17 @@ def test_iter_snip_and_force_steps_vs_numpy(data):
 
 
 def _methods(data):
+    """Each method as f(params, budget, keep_counts) (the iterative ones use the counts)."""
     xs, ys = data
     masks = mlp.dense_masks(WIDTHS)
     return {
-        "snip": lambda p, b: saliency.snip(p, xs[0], ys[0], b),
-        "iter_snip": lambda p, b: saliency.iter_snip(p, xs, ys, b),
-        "force": lambda p, b: saliency.force(p, xs, ys, b),
-        "grasp": lambda p, b: saliency.grasp(p, xs[0, :8], xs[1, :8], b),
-        "synflow": lambda p, b: synflow.synflow(p, b),
-        "prospr": lambda p, b: saliency.prospr(p, xs[:4], ys[:4], jnp.float32(0.1), b),
-        "magnitude": lambda p, b: magnitude.magnitude_prune(p, masks, b),
+        "snip": lambda p, b, k: saliency.snip(p, xs[0], ys[0], b),
+        "iter_snip": lambda p, b, k: saliency.iter_snip(p, xs, ys, k[:10]),
+        "force": lambda p, b, k: saliency.force(p, xs, ys, k[:10]),
+        "grasp": lambda p, b, k: saliency.grasp(p, xs[0, :8], xs[1, :8], b),
+        "synflow": lambda p, b, k: synflow.synflow(p, k[10:]),
+        "prospr": lambda p, b, k: saliency.prospr(p, xs[:4], ys[:4], jnp.float32(0.1), b),
+        "magnitude": lambda p, b, k: magnitude.magnitude_prune(p, masks, b),
     }
 
 
@@ -354,12 +361,14 @@ def test_every_method_hits_budget_and_breaks_ties_in_torch_order(name, data):
     fn = jax.jit(jax.vmap(_methods(data)[name]))
     pop = make_nets(7, pop=3)
     budgets = jnp.asarray(BUDGETS)
-    out = [np.asarray(m) for m in fn(pop, budgets)]
+    keep = jnp.asarray(np.concatenate([schedules.table(schedules.iterative_counts, N, BUDGETS),
+                                       schedules.table(schedules.synflow_counts, N, BUDGETS)], axis=1))
+    out = [np.asarray(m) for m in fn(pop, budgets, keep)]
     for i, b in enumerate(BUDGETS):
         assert count([m[i] for m in out]) == b
     # zero weights: every score ties at 0, so the first B in PyTorch flat order survive
     zero = jax.tree.map(lambda a: jnp.asarray(np.zeros(a.shape, np.float32)), pop)
-    out = [np.asarray(m) for m in fn(zero, budgets)]
+    out = [np.asarray(m) for m in fn(zero, budgets, keep)]
     for i, b in enumerate(BUDGETS):
         np.testing.assert_array_equal(np_torch_flat([m[i] for m in out]),
                                       (np.arange(N) < b).astype(np.float32), err_msg=f"{name} B={b}")
@@ -371,28 +380,27 @@ def test_every_method_hits_budget_and_breaks_ties_in_torch_order(name, data):
 
 def test_gmp_schedule():
     steps = magnitude.gmp_event_steps()
-    assert len(steps) == 199 and steps[0] == 97 and steps[-1] == 19303
+    assert len(steps) == 201 and steps[0] == 97 and steps[-1] == 19497  # the reference's 201 events
     assert np.all(np.diff(steps) == 97)
     ks = np.asarray(jax.jit(jax.vmap(magnitude.gmp_event_index))(jnp.arange(19500)))
     np.testing.assert_array_equal(np.nonzero(ks)[0], steps)
-    np.testing.assert_array_equal(ks[steps], np.arange(1, 200))
+    np.testing.assert_array_equal(ks[steps], np.arange(1, 202))
+    # the float32 approximation kept for analysis.flops stays within one of the exact counts
     target = jax.jit(jax.vmap(magnitude.gmp_target, (0, None, None)))
     for n, b in [(560, 55), (131840, 15), (33, 1), (33, 32)]:
-        t = np.asarray(target(jnp.arange(200), n, jnp.int32(b)))
-        ref = np.floor(b + (n - b) * (1 - np.arange(200) / 199) ** 3 + 1e-3)  # the reference's int()
-        assert t[0] == n and t[-1] == b and np.all(np.diff(t) <= 0)
-        assert np.max(np.abs(t - ref)) <= 1 and np.mean(t == ref) > 0.95
+        t = np.asarray(target(jnp.arange(1, 202), n, jnp.int32(b)))
+        exact = schedules.gmp_counts(n, b)
+        assert t[-1] == b and np.all(np.diff(t) <= 0) and np.max(np.abs(t - exact)) <= 1
 
 
 def test_lth_targets():
     lth = jax.jit(magnitude.lth_targets, static_argnums=0)
     for n, b in [(560, 55), (33, 1), (131840, 26), (33, 32)]:
         t = np.asarray(lth(n, jnp.int32(b)))
-        ref = np.maximum(np.floor(n * (b / n) ** (np.arange(1, 5) / 4) + 1e-3), b)
+        exact = schedules.lth_counts(n, b)
         assert t.shape == (4,) and t[-1] == b and np.all(np.diff(t) <= 0)
-        np.testing.assert_array_equal(t, ref)
-    got = jax.jit(jax.vmap(lambda b: magnitude.lth_targets(560, b)))(jnp.asarray([15, 55, 65]))
-    assert list(np.asarray(got[:, -1])) == [15, 55, 65]
+        assert np.max(np.abs(t - exact)) <= 1
+    np.testing.assert_array_equal(schedules.lth_counts(560, 35), [280, 140, 70, 35])  # exact powers
 
 
 def test_magnitude_prune_keeps_pruned_weights_pruned(net):
@@ -458,6 +466,12 @@ def test_erk_random_masks_exact_counts():
 def test_rigl_drop_fraction():
     f = jax.jit(jax.vmap(lambda t: rigl.rigl_drop_fraction(t, 14625)))(jnp.asarray([0, 7312.5, 14625]))
     np.testing.assert_allclose(np.asarray(f), [0.3, 0.15, 0.0], atol=1e-6)
+    steps = schedules.rigl_event_steps()
+    assert len(steps) == 146 and steps[0] == 99 and steps[-1] == 14599
+    fr = schedules.rigl_drop_fractions()
+    assert fr[0] == 0.15 * (1 + math.cos(100 * math.pi / 14625))  # the counter s = i + 1
+    np.testing.assert_array_equal(schedules.rigl_drop_counts([10, 40, 40, 9])[0],
+                                  [int(c * fr[0]) for c in (10, 40, 40, 9)])
 
 
 def np_rigl(w_flat_l, m_flat_l, g_flat_l, f, regrow_dropped):

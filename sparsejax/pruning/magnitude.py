@@ -1,10 +1,16 @@
-"""Magnitude pruning: GMP's cubic schedule, global magnitude pruning and LTH round targets
-(SPEC §5, paper B.1–B.2).
+"""Magnitude pruning: global magnitude pruning, and GMP's and LTH's schedules (SPEC §5, paper
+B.1–B.2).
 
-Counts are numbers of remaining weights. Rounding: the reference's GMP passes
-``int(B + (N − B)(1 − k/199)³)`` to its magnitude pruner (which then loses ties to a strict
-threshold and ends at B−2); we take the same floor, clip to [B, N] and keep exactly that many,
-so the final event hits B exactly. LTH targets use the same floor (the last round exactly B).
+Counts are numbers of remaining weights. The trainer takes them from
+:mod:`sparsejax.pruning.schedules` (host float64, the reference's exact expressions, floored at
+B): GMP prunes at 201 events t = 97k (k = 1..201, t < T = 19,500) to
+``gmp_counts(N, B)[k − 1]``; LTH prunes after rounds 1–4 to ``lth_counts(N, B)``. The reference
+then loses ties to a strict threshold and ends at B − 2 (GMP) or B − 1 (LTH); we keep exactly
+the count, so the final mask has exactly B.
+
+:func:`gmp_target` and :func:`lth_targets` are traceable float32 approximations of the same
+schedules (±1e-3 guard, ``topk.schedule_round``), kept for ``analysis.flops``; a count can
+differ by one from the reference's where its exact value lies within 1e-3 of an integer.
 """
 from __future__ import annotations
 
@@ -12,40 +18,43 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparsejax.pruning import schedules
 from sparsejax.pruning.topk import exponential_count, keep_top, restrict, schedule_round, weights_of
 
 Array = jax.Array
 Params = tuple
 Masks = tuple
 
-GMP_TOTAL_STEPS = 19_500
-GMP_EVENTS = 199
-LTH_ROUNDS = 5
+GMP_TOTAL_STEPS = schedules.GMP_TOTAL_STEPS
+GMP_EVENTS = schedules.GMP_PRUNING_TIMES  # the cubic reaches B at event 199; events 200, 201 stay there
+LTH_ROUNDS = schedules.LTH_ROUNDS
 
 
-def gmp_interval(total_steps: int = GMP_TOTAL_STEPS, n_events: int = GMP_EVENTS) -> int:
-    """Steps between pruning events: int(T / (n_events + 1)) (97 for the paper's 19,500)."""
-    return int(total_steps / (n_events + 1))
+def gmp_interval(total_steps: int = GMP_TOTAL_STEPS) -> int:
+    """Steps between pruning events: int(T / 200) (97 for the paper's 19,500); 0 if T < 200."""
+    return int(total_steps / (GMP_EVENTS + 1.0))
 
 
-def gmp_event_steps(total_steps: int = GMP_TOTAL_STEPS, n_events: int = GMP_EVENTS) -> np.ndarray:
-    """Steps at whose start GMP prunes: interval·k for k = 1..n_events (97, 194, …, 19,303)."""
-    return gmp_interval(total_steps, n_events) * np.arange(1, n_events + 1, dtype=np.int64)
+def gmp_event_steps(total_steps: int = GMP_TOTAL_STEPS) -> np.ndarray:
+    """Steps at whose start GMP prunes: 97k for every k >= 1 with 97k < T (201 events:
+    97, 194, …, 19,497). See :func:`sparsejax.pruning.schedules.gmp_event_steps`."""
+    return schedules.gmp_event_steps(total_steps)
 
 
-def gmp_event_index(step, total_steps: int = GMP_TOTAL_STEPS, n_events: int = GMP_EVENTS) -> Array:
-    """Event number k (1..n_events) if a pruning event happens at the start of `step`, else 0.
-    Traceable; `step` counts from 0."""
-    interval = gmp_interval(total_steps, n_events)
+def gmp_event_index(step, total_steps: int = GMP_TOTAL_STEPS) -> Array:
+    """Event number k (1-based) if a pruning event happens at the start of 0-based `step`
+    (step = interval·k, k >= 1, step < T), else 0. Traceable in `step`."""
+    interval = max(gmp_interval(total_steps), 1)
     step = jnp.asarray(step, jnp.int32)
     k = step // interval
-    is_event = (step % interval == 0) & (k >= 1) & (k <= n_events)
+    is_event = (step % interval == 0) & (k >= 1) & (step < total_steps) & (gmp_interval(total_steps) >= 1)
     return jnp.where(is_event, k, 0).astype(jnp.int32)
 
 
 def gmp_target(k, n_total, budget, n_events: int = GMP_EVENTS) -> Array:
-    """Remaining weights after event k: floor(B + (N − B)(1 − k/n_events)³), clipped to [B, N];
-    k = 0 gives N and k ≥ n_events gives exactly B. Traceable in k and B."""
+    """float32 approximation (see the module docstring) of the remaining weights after event k:
+    floor(B + (N − B)(1 − k/n_events)³), clipped to [B, N]; k = 0 gives N and k ≥ n_events
+    gives exactly B. Traceable in k and B."""
     b = jnp.asarray(budget, jnp.int32)
     n = jnp.asarray(n_total, jnp.int32)
     frac = 1.0 - jnp.minimum(jnp.asarray(k, jnp.float32), n_events) / n_events
@@ -64,7 +73,8 @@ def magnitude_prune(params: Params, masks, keep) -> Masks:
 
 
 def lth_targets(n_total: int, budget, rounds: int = LTH_ROUNDS) -> Array:
-    """Remaining weights after each of the rounds−1 pruning points (after rounds 1..4):
+    """float32 approximation (see the module docstring; the trainer uses
+    ``schedules.lth_counts``) of the remaining weights after rounds 1..rounds−1:
     floor(N·(B/N)^(k/(rounds−1))), clipped to [B, N], the last exactly B. int32 array
     (rounds−1,); traceable in B."""
     return jnp.stack([exponential_count(n_total, budget, k, rounds - 1) for k in range(1, rounds)])

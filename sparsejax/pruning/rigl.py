@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparsejax.pruning import schedules
 from sparsejax.pruning.topk import (descending_rank, restrict, unflatten_torch_order,
                                     weights_of)
 
@@ -21,9 +22,9 @@ Array = jax.Array
 Params = tuple
 Masks = tuple
 
-RIGL_ALPHA = 0.3
-RIGL_DELTA_T = 100  # the reference code's update interval (the paper says 200)
-RIGL_END_FRACTION = 0.75
+RIGL_ALPHA = schedules.RIGL_ALPHA
+RIGL_DELTA_T = schedules.RIGL_DELTA_T  # the reference code's update interval (the paper says 200)
+RIGL_END_FRACTION = schedules.RIGL_END_FRACTION
 
 
 def _erk_raw_and_sizes(layer_shapes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +94,9 @@ def erk_random_masks(key: Array, layer_shapes: Sequence[tuple[int, int]], counts
 
 
 def rigl_drop_fraction(t, t_end, alpha: float = RIGL_ALPHA) -> Array:
-    """Cosine-decayed drop fraction α/2·(1 + cos(π t / T_end))."""
+    """Cosine-decayed drop fraction α/2·(1 + cos(π t / T_end)) in float32. The trainer instead
+    uses exact per-layer drop counts from the host (:func:`sparsejax.pruning.schedules.rigl_drop_counts`),
+    t being the reference's counter (iteration + 1)."""
     t = jnp.asarray(t, jnp.float32)
     return alpha / 2.0 * (1.0 + jnp.cos(jnp.pi * t / jnp.asarray(t_end, jnp.float32)))
 
@@ -102,12 +105,14 @@ def _torch_flat(w_IxO: Array) -> Array:
     return jnp.reshape(w_IxO.T, (-1,))
 
 
-def rigl_update(params: Params, masks, dense_grads, drop_fraction,
-                regrow_dropped: bool = True) -> Masks:
+def rigl_update(params: Params, masks, dense_grads, drop_fraction=None,
+                regrow_dropped: bool = True, n_drop=None) -> Masks:
     """One RigL mask update, layer by layer; returns weight masks with every layer's count
     unchanged.
 
-    With n_on the layer's live count, drop d = floor(f·n_on) live weights with the smallest |W|
+    With n_on the layer's live count, drop d = floor(f·n_on) (float32) live weights — or
+    d = ``n_drop[l]`` when given (the trainer passes the reference's float64 int(n_on·f),
+    computed on the host) — with the smallest |W|
     (ties: the higher PyTorch flat index goes first), then grow d entries with the largest
     |dense gradient| among the candidates (ties: the lower flat index first).
     Candidates (``regrow_dropped``):
@@ -118,17 +123,22 @@ def rigl_update(params: Params, masks, dense_grads, drop_fraction,
     - False: only entries inactive before the update; d is capped at the inactive count.
     `masks` and `dense_grads` may be full pytrees or sequences of weight arrays.
     """
+    if (drop_fraction is None) == (n_drop is None):
+        raise ValueError("rigl_update: give exactly one of drop_fraction and n_drop")
     out = []
-    f = jnp.asarray(drop_fraction, jnp.float32)
-    for w, m, g in zip(weights_of(params), weights_of(masks), weights_of(dense_grads)):
+    for l, (w, m, g) in enumerate(zip(weights_of(params), weights_of(masks), weights_of(dense_grads))):
         m_N, w_N, g_N = _torch_flat(m) > 0, _torch_flat(w), _torch_flat(g)
         n_on = jnp.sum(m_N.astype(jnp.int32))
-        n_drop = jnp.floor(f * n_on.astype(jnp.float32)).astype(jnp.int32)
+        if n_drop is None:
+            f = jnp.asarray(drop_fraction, jnp.float32)
+            d = jnp.floor(f * n_on.astype(jnp.float32)).astype(jnp.int32)
+        else:
+            d = jnp.clip(jnp.asarray(n_drop[l], jnp.int32), 0, n_on)
         if not regrow_dropped:
-            n_drop = jnp.minimum(n_drop, m_N.size - n_on)
-        kept_N = descending_rank(restrict(jnp.abs(w_N), m_N)) < n_on - n_drop
+            d = jnp.minimum(d, m_N.size - n_on)
+        kept_N = descending_rank(restrict(jnp.abs(w_N), m_N)) < n_on - d
         candidates_N = ~kept_N if regrow_dropped else ~m_N
-        grown_N = descending_rank(restrict(jnp.abs(g_N), candidates_N)) < n_drop
+        grown_N = descending_rank(restrict(jnp.abs(g_N), candidates_N)) < d
         new_N = (kept_N | grown_N).astype(jnp.float32)
         out.append(unflatten_torch_order(new_N, [tuple(w.shape)])[0])
     return tuple(out)

@@ -5,7 +5,8 @@ B as a traced int32 scalar. Only the four weight matrices are scored; biases are
 here (the caller derives bias masks with ``mlp.masks_from_weights``). Results are tuples of 0/1
 float32 weight masks in our (in, out) layout, keeping exactly B weights (ties by PyTorch flat
 index, see :mod:`sparsejax.pruning.topk`). Minibatches are explicit arguments: the caller draws
-them.
+them. The iterative methods take their per-step keep counts as an int array computed on the host
+(:func:`sparsejax.pruning.schedules.iterative_counts`: the reference's float64 expression).
 """
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import jax.numpy as jnp
 from jax import lax
 
 from sparsejax import mlp
-from sparsejax.pruning.topk import exponential_count, keep_top, restrict, weights_of, with_weights
+from sparsejax.pruning import schedules
+from sparsejax.pruning.topk import keep_top, restrict, weights_of, with_weights
 
 Array = jax.Array
 Params = tuple
 Masks = tuple  # tuple of (I, O) 0/1 float32 weight masks
 
-ITER_STEPS = 10  # Iter SNIP / FORCE (paper B.6)
+ITER_STEPS = schedules.ITER_STEPS  # Iter SNIP / FORCE: 10 steps (paper B.6)
 GRASP_TEMPERATURE = 200.0  # GraSP reference default
 PROSPR_MOMENTUM = 0.9
 
@@ -49,12 +51,13 @@ def snip(params: Params, x_BxI: Array, y_B: Array, budget) -> Masks:
 # Iter SNIP and FORCE
 
 
-def iterative_saliency_trajectory(params: Params, xs_KxBxI: Array, ys_KxB: Array, budget,
+def iterative_saliency_trajectory(params: Params, xs_KxBxI: Array, ys_KxB: Array, keep_K,
                                   revive: bool) -> tuple[Array, ...]:
     """Weight masks after each of the K = xs.shape[0] steps (leaves (K, I, O)).
 
-    Step j (1..K) uses minibatch j−1 and keeps floor(N·(B/N)^(j/K)) weights (the reference's
-    ``int(N * perc)``; clipped to [B, N], the last step exactly B). The gradient g is always
+    Step j (1..K) uses minibatch j−1 and keeps ``keep_K[j−1]`` weights: pass
+    ``schedules.iterative_counts(N, B, K)`` (the reference's int(N·perc_j) in float64, clipped
+    to [B, N], the last step exactly B). The gradient g is always
     taken on the current pruned network (weights W0 ⊙ mask, biases unmasked, as the reference
     masks weights only).
     - ``revive=False`` (Iter SNIP): score |(W0 ⊙ mask) ⊙ g| among the weights still on; pruned
@@ -63,34 +66,36 @@ def iterative_saliency_trajectory(params: Params, xs_KxBxI: Array, ys_KxB: Array
     - ``revive=True`` (FORCE): score |W0 ⊙ g| over all weights, so pruned weights may return.
     """
     w0 = weights_of(params)
-    n_total = sum(int(w.size) for w in w0)
     n_steps = int(xs_KxBxI.shape[0])
+    keep_K = jnp.asarray(keep_K, jnp.int32)
+    if keep_K.shape != (n_steps,):
+        raise ValueError(f"keep_K: need one count per minibatch, shape ({n_steps},), got {keep_K.shape}")
     masks0 = tuple(jnp.ones(w.shape, jnp.float32) for w in w0)
 
     def step(masks, inp):
-        j, x_BxI, y_B = inp
+        keep, x_BxI, y_B = inp
         w_cur = tuple(w * m.astype(w.dtype) for w, m in zip(w0, masks))
         g = weight_grads(with_weights(params, w_cur), x_BxI, y_B)
         if revive:
             scores = tuple(jnp.abs(w * gw) for w, gw in zip(w0, g))
         else:
             scores = tuple(restrict(jnp.abs(w * gw), m > 0) for w, gw, m in zip(w_cur, g, masks))
-        new = keep_top(scores, exponential_count(n_total, budget, j, n_steps, "floor"))
+        new = keep_top(scores, keep)
         return new, new
 
-    steps_K = jnp.arange(1, n_steps + 1, dtype=jnp.int32)
-    _, traj = lax.scan(step, masks0, (steps_K, xs_KxBxI, ys_KxB))
+    _, traj = lax.scan(step, masks0, (keep_K, xs_KxBxI, ys_KxB))
     return traj
 
 
-def iter_snip(params: Params, xs_KxBxI: Array, ys_KxB: Array, budget) -> Masks:
-    """Iter SNIP (K = 10 minibatches in the paper): pruned weights stay pruned."""
-    return tuple(m[-1] for m in iterative_saliency_trajectory(params, xs_KxBxI, ys_KxB, budget, False))
+def iter_snip(params: Params, xs_KxBxI: Array, ys_KxB: Array, keep_K) -> Masks:
+    """Iter SNIP (K = 10 minibatches in the paper): pruned weights stay pruned; keeps keep_K[-1]."""
+    return tuple(m[-1] for m in iterative_saliency_trajectory(params, xs_KxBxI, ys_KxB, keep_K, False))
 
 
-def force(params: Params, xs_KxBxI: Array, ys_KxB: Array, budget) -> Masks:
-    """FORCE (K = 10 minibatches in the paper): re-scores |W0 ⊙ g| so pruned weights may return."""
-    return tuple(m[-1] for m in iterative_saliency_trajectory(params, xs_KxBxI, ys_KxB, budget, True))
+def force(params: Params, xs_KxBxI: Array, ys_KxB: Array, keep_K) -> Masks:
+    """FORCE (K = 10 minibatches in the paper): re-scores |W0 ⊙ g| so pruned weights may return;
+    keeps keep_K[-1]."""
+    return tuple(m[-1] for m in iterative_saliency_trajectory(params, xs_KxBxI, ys_KxB, keep_K, True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +141,13 @@ def grasp(params: Params, x_class0_HxI: Array, x_class1_HxI: Array, budget,
 
 # ---------------------------------------------------------------------------------------------
 # ProsPr
+#
+# A documented difference from the reference (issue #10): its bias-masking hook compares a
+# layer's index with the layer's row count instead of the number of layers, so at width <= 3
+# it never masks the third layer's biases; its Model NNZ right after pruning is then one
+# higher than ours there (e.g. 25 vs 24 at width 3, B = 15). We keep the out-degree bias rule
+# of every other method, so our width-3 ProsPr points can sit one parameter left of the
+# paper's.
 
 
 def prospr_meta_loss(c: tuple[Array, ...], params: Params, xs_SxBxI: Array, ys_SxB: Array, lr,

@@ -1,10 +1,14 @@
 """SynFlow: data-free iterative pruning by synaptic flow (SPEC §5, paper B.7).
 
 The network is "linearised": every weight AND bias replaced by its absolute value (the
-reference takes ``abs_`` of the whole state dict and restores signs afterwards; we never change
-the caller's parameters, so nothing needs restoring). With an all-ones input (1 × 2),
-R = Σ outputs and the score is |∂R/∂W ⊙ W| on the current masked network. Biases are not
-masked during pruning (the reference masks weights only). One network, traced budget.
+reference takes ``abs_`` of every weight and bias and restores signs afterwards; we never
+change the caller's parameters, so nothing needs restoring). With an all-ones input (1 × 2),
+R = Σ outputs and the score is |∂R/∂W ⊙ W| on the current masked network. The reference also
+masks the biases by the pruning rule during the iterations (hidden bias i off once unit i has
+no outgoing weight); we leave biases unmasked here. That changes no score: a unit without
+outgoing weights carries no path to the output, so ∂R/∂W is 0 for every weight into it
+whatever its bias, and the scores of all other weights do not see that bias either. One
+network; the per-iteration keep counts come from the host.
 """
 from __future__ import annotations
 
@@ -13,13 +17,14 @@ import jax.numpy as jnp
 from jax import lax
 
 from sparsejax import mlp
-from sparsejax.pruning.topk import exponential_count, keep_top, restrict, weights_of, with_weights
+from sparsejax.pruning import schedules
+from sparsejax.pruning.topk import keep_top, restrict, weights_of, with_weights
 
 Array = jax.Array
 Params = tuple
 Masks = tuple
 
-SYNFLOW_ITERS = 100
+SYNFLOW_ITERS = schedules.SYNFLOW_ITERS
 
 
 def synflow_scores(params: Params, weight_masks) -> tuple[Array, ...]:
@@ -31,17 +36,19 @@ def synflow_scores(params: Params, weight_masks) -> tuple[Array, ...]:
     return tuple(jnp.abs(g * w) for g, w in zip(grads, ws))
 
 
-def synflow(params: Params, budget, n_iter: int = SYNFLOW_ITERS) -> Masks:
-    """SynFlow masks: at iteration i (0..n_iter−1) keep ceil(N·(B/N)^((i+1)/n_iter)) weights
-    by score (the reference prunes int((1 − s)·N), so it keeps the ceiling; clipped to [B, N]),
-    applying the mask at once so the masked network feeds the next iteration; pruned weights
-    rank below every live one and stay pruned; the final mask has exactly B."""
+def synflow(params: Params, keep_I) -> Masks:
+    """SynFlow masks: at iteration i (0..len(keep_I)−1) keep ``keep_I[i]`` weights by score —
+    pass ``schedules.synflow_counts(N, B)`` (the reference's float64 N − int(N − B^r/N^(r−1)),
+    clipped to [B, N], the last exactly B) — applying the mask at once so the masked network
+    feeds the next iteration; pruned weights rank below every live one and stay pruned."""
     ws = weights_of(params)
-    n_total = sum(int(w.size) for w in ws)
+    keep_I = jnp.asarray(keep_I, jnp.int32)
+    if keep_I.ndim != 1:
+        raise ValueError(f"keep_I: need a 1-D count per iteration, got shape {keep_I.shape}")
     masks0 = tuple(jnp.ones(w.shape, jnp.float32) for w in ws)
 
     def body(i, masks):
         scores = tuple(restrict(s, m > 0) for s, m in zip(synflow_scores(params, masks), masks))
-        return keep_top(scores, exponential_count(n_total, budget, i + 1, n_iter, "ceil"))
+        return keep_top(scores, keep_I[i])
 
-    return lax.fori_loop(0, n_iter, body, masks0)
+    return lax.fori_loop(0, keep_I.shape[0], body, masks0)

@@ -7,11 +7,13 @@ scores rank below everything (below -inf too). The budget may be a traced int32 
 compiled program serves every budget; the ranking is a stable sort, never ``lax.top_k`` with a
 static k.
 
-Schedule counts (:func:`schedule_round`, :func:`exponential_count`) follow the reference's
-rounding where we know it — ``int()`` (floor) for GMP, Iter SNIP and FORCE, and "prune
-int((1−s)·N)" (so keep the ceiling) for SynFlow — are clipped to [B, N], and the last step is
-exactly B. Counts are computed in float32; a ±1e-3 guard keeps values that are integers in exact
-arithmetic (e.g. 560·(35/560)^(1/4) = 280) from flipping by one through float32 error.
+The trainer's schedule counts come from :mod:`sparsejax.pruning.schedules` (host float64, the
+reference's exact expressions). :func:`schedule_round` and :func:`exponential_count` are
+traceable float32 approximations of them, kept for ``analysis.flops``: the reference's rounding
+— ``int()`` (floor) for GMP, Iter SNIP and FORCE, "prune int((1−s)·N)" (so keep the ceiling)
+for SynFlow — clipped to [B, N], the last step exactly B, with a ±1e-3 guard that keeps values
+that are integers in exact arithmetic (e.g. 560·(35/560)^(1/4) = 280) from flipping by one;
+it moves real counts by one where the exact value lies within 1e-3 of an integer (issue #10).
 """
 from __future__ import annotations
 
