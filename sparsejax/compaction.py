@@ -263,7 +263,9 @@ def eligible(method: Any, cfg: train.TrainConfig, n_examples: int) -> bool:
     iter_snip, force, grasp, synflow, prospr) and dense; False for gmp, rigl (hooks) and lth
     (its own fit: masks change between rounds)."""
     from sparsejax.pruning import registry  # registry imports train; keep this module light
-    return type(method).fit is registry.Method.fit and method.hook(cfg, n_examples) is None
+    base_prepare = getattr(registry.Method, "prepare", None)  # a method that prepares hook state
+    return (type(method).fit is registry.Method.fit and getattr(type(method), "prepare", None) is base_prepare
+            and method.hook(cfg, n_examples) is None)
 
 
 def _take(tree: Any, idx: np.ndarray) -> Any:
