@@ -106,6 +106,8 @@ GOOD = {
                                                                 "--budgets=30,100", "--dry_run"], []),
     "paper_grid_drops_silently": ("experiments.prune_sweep", ["--preset=paper_random", "--methods=gmp",
                                                               "--dry_run"], []),
+    "train_density_one": ("experiments.train", ["--densities=0.5,1.0", "--widths=2", "--seeds=0", "--epochs=1",
+                                                "--dry_run"], []),
     "train_diverging_lr": ("experiments.train", ["--lrs=50", "--masks=dense", "--widths=2", "--seeds=0",
                                                  "--epochs=1", "--output={d}/t.jsonl"], []),
 }
@@ -207,3 +209,10 @@ def test_diverging_run_is_null_in_jsonl_not_nan(launches):
     rows = [json.loads(line, parse_constant=no_constants) for line in text.splitlines()]
     assert len(rows) == 1 and rows[0]["diverged"] is True
     assert oct(os.stat(os.path.join(folder, "t.jsonl")).st_mode & 0o777) == "0o644"
+
+
+def test_density_one_is_the_dense_network(launches):
+    res, folder, before = launches["train_density_one"]
+    assert res["rc"] == 0 and res["stderr"] == "", res
+    assert res["stdout"].startswith("runs: total=2;"), res["stdout"]
+    assert _listing(folder) == before
