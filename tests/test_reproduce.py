@@ -39,3 +39,16 @@ def test_paper_preset_plans_every_group_of_the_study(tmp_path):
     for group, n in PAPER_GROUPS.items():
         assert lines[group] == f"{n} runs", group
     assert "total: 485838 runs" in proc.stdout
+
+
+def test_each_preset_has_its_own_out_folder_and_bad_inputs_fail_first(tmp_path):
+    demo = _run("--preset=demo", "--dry_run")
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert demo.stdout.splitlines()[0] == f"preset demo: store {os.path.join('out', 'demo', 'store.sqlite')}, " \
+                                          f"outputs in {os.path.join('out', 'demo')}"
+    # the paper preset checks its bench inits before planning (which takes minutes)
+    paper = _run("--preset=paper", "--dry_run", f"--bench_inits={tmp_path / 'missing'}", timeout=120)
+    assert paper.returncode == 2 and paper.stdout == ""
+    assert paper.stderr.splitlines() == [f"error: --bench_inits: init file "
+                                         f"'{tmp_path / 'missing' / 'bench95_init.npz'}': not a regular file"]
+    assert not os.listdir(tmp_path)
