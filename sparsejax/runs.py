@@ -16,6 +16,7 @@ purpose tag (init, data order, masks, pruning), so a run's numbers never depend 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Callable, Sequence
 
@@ -169,15 +170,34 @@ def config_masks(cfgs: list[dict], shape: tuple[int, ...] | None = None) -> mlp.
     return jax.tree.map(lambda *a: jnp.stack(a), *ms)
 
 
-def run_population(configs: list[dict], chunk_steps: int = 390,
-                   progress: Callable[[int, int, float], None] | None = None,
-                   place: Callable[[train.Population], train.Population] | None = None,
-                   observe: Callable[[train.Population], None] | None = None,
-                   true_shape: bool = True) -> list[dict]:
-    """Train the runs of `configs` (one program key) as one population; one record per run.
-    `place` puts the population on devices (the sweep runner shards it across accelerators);
-    `observe(pop)` sees the population after every chunk. Phase-1 runs train at their true
-    (bucketed) shape unless `true_shape` is off; records always hold full-width masks/params."""
+@dataclasses.dataclass
+class PopulationState:
+    """A population of runs (one program key) part-way through its protocol: trained for
+    ``epoch`` of its ``tcfg.epochs`` epochs. ``seconds`` counts the time spent on it in earlier
+    processes (a state restored from a store); ``t_mark`` is when this process took it over."""
+    configs: list[dict]
+    ids: list[str]
+    shape: tuple[int, ...]
+    tcfg: train.TrainConfig
+    pop: train.Population
+    epoch: int = 0
+    seconds: float = 0.0
+    t_mark: float = dataclasses.field(default_factory=time.perf_counter)
+
+    @property
+    def kind(self) -> str:
+        return self.configs[0]["method"]
+
+
+def _method(kind: str) -> registry.Method:
+    return registry.get("dense" if kind in SEARCH_KINDS else kind)
+
+
+def prepare_population(configs: list[dict], chunk_steps: int = 390,
+                       place: Callable[[train.Population], train.Population] | None = None,
+                       true_shape: bool = True) -> PopulationState:
+    """The runs of `configs` (one program key) as one population ready to train (epoch 0):
+    init, masks (pruning at init included), keys. See :func:`run_population`."""
     cfgs = [validate(c) for c in configs]
     keys = {program_key(c) for c in cfgs}
     if len(keys) != 1:
@@ -189,8 +209,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
                              momentum=float(c0["momentum"]), weight_decay=float(c0["weight_decay"]),
                              milestones=tuple(c0["milestones"]), lr_gamma=float(c0["lr_gamma"]),
                              chunk_steps=chunk_steps)
-    kind = c0["method"]
-    method = registry.get("dense" if kind in SEARCH_KINDS else kind)
+    method = _method(c0["method"])
     keys_P = run_keys(ids)
     lr = jnp.asarray([float(c["lr"]) for c in cfgs], jnp.float32)
     params = initial_params(cfgs, keys_P, method.init_scheme, shape)
@@ -204,9 +223,72 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], _tagged(keys_P, TAG_DATA),
                                 hook_state=method.hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
     pop = place(pop) if place is not None else pop
-    pop = method.fit(pop, x_all, y_all, tcfg, progress=progress, observe=observe)
+    return PopulationState(cfgs, ids, shape, tcfg, pop, epoch=0, t_mark=t0)
+
+
+def resumable(kind: str) -> bool:
+    """Whether runs of `kind` can stop at an epoch and continue (:func:`advance_population`):
+    those trained by the plain protocol (``Method.fit``: prepare once, then one pass of
+    ``train.train`` with the method's hook); LTH's rounds and other own ``fit``s cannot."""
+    return type(_method(kind)).fit is registry.Method.fit
+
+
+def advance_population(state: PopulationState, stop_epoch: int,
+                       progress: Callable[[int, int, float], None] | None = None,
+                       observe: Callable[[train.Population], None] | None = None) -> PopulationState:
+    """`state` trained on to epoch `stop_epoch` (the schedules stay those of the full run), so
+    a run advanced 0 → e → E is bit-identical to one trained straight to E (same kernel)."""
+    method = _method(state.kind)
+    if not resumable(state.kind):
+        raise ValueError(f"method {state.kind!r} cannot be trained in prefixes (it has its own fit)")
+    if not state.epoch <= int(stop_epoch) <= state.tcfg.epochs:
+        raise ValueError(f"stop_epoch: must be in [{state.epoch}, {state.tcfg.epochs}], got {stop_epoch}")
+    x_all, y_all = data.load(state.configs[0]["dataset"])
+    spe = state.tcfg.steps_per_epoch(len(x_all))
+    pop = state.pop
+    if state.epoch == 0:
+        pop = method.prepare(pop, state.tcfg, len(x_all))
+    pop = train.train(pop, x_all, y_all, state.tcfg, hook=method.hook(state.tcfg, len(x_all)),
+                      progress=progress, observe=observe, start_step=state.epoch * spe,
+                      stop_step=int(stop_epoch) * spe)
+    return dataclasses.replace(state, pop=pop, epoch=int(stop_epoch))
+
+
+def population_leaves(state: PopulationState) -> list[np.ndarray]:
+    """The population's state as host arrays with a leading run axis (``jax.tree.leaves`` order
+    of the Population: params, masks, momentum, lr, schedule, key, diverged, hook state)."""
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(state.pop)]
+
+
+def restore_population(configs: list[dict], leaves: Sequence[np.ndarray], epoch: int, seconds: float = 0.0,
+                       chunk_steps: int = 390,
+                       place: Callable[[train.Population], train.Population] | None = None,
+                       true_shape: bool = True) -> PopulationState:
+    """A population saved by :func:`population_leaves` after `epoch` epochs, ready to advance;
+    ValueError when the arrays do not fit the runs' population (shape or dtype)."""
+    state = prepare_population(configs, chunk_steps, None, true_shape)
+    ref, treedef = jax.tree.flatten(state.pop)
+    if len(ref) != len(leaves):
+        raise ValueError(f"saved state has {len(leaves)} arrays, the population needs {len(ref)}")
+    out = []
+    for i, (a, r) in enumerate(zip(leaves, ref)):
+        a = np.asarray(a)
+        if a.shape != r.shape or a.dtype != r.dtype:
+            raise ValueError(f"saved state array {i}: {a.dtype}{list(a.shape)}, expected {r.dtype}{list(r.shape)}")
+        out.append(jnp.asarray(a))
+    pop = jax.tree.unflatten(treedef, out)
+    pop = place(pop) if place is not None else pop
+    return dataclasses.replace(state, pop=pop, epoch=int(epoch), seconds=float(seconds), t_mark=time.perf_counter())
+
+
+def finish_population(state: PopulationState) -> list[dict]:
+    """One record per run of a population trained to its last epoch (:func:`run_population`)."""
+    if state.epoch != state.tcfg.epochs:
+        raise ValueError(f"population trained {state.epoch} of {state.tcfg.epochs} epochs; finish it first")
+    cfgs, ids, shape, pop, c0, kind = state.configs, state.ids, state.shape, state.pop, state.configs[0], state.kind
+    x_all, y_all = data.load(c0["dataset"])
     metrics = train.evaluate(pop.params, x_all, y_all)
-    seconds = time.perf_counter() - t0
+    seconds = state.seconds + time.perf_counter() - state.t_mark
     records = []
     host_params = jax.tree.map(np.asarray, pop.params)
     host_masks = jax.tree.map(lambda m: np.asarray(m) > 0, pop.masks)
@@ -229,3 +311,20 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
             "params": jax.tree.map(lambda a: a[i], host_params),
         })
     return records
+
+
+def run_population(configs: list[dict], chunk_steps: int = 390,
+                   progress: Callable[[int, int, float], None] | None = None,
+                   place: Callable[[train.Population], train.Population] | None = None,
+                   observe: Callable[[train.Population], None] | None = None,
+                   true_shape: bool = True) -> list[dict]:
+    """Train the runs of `configs` (one program key) as one population; one record per run.
+    `place` puts the population on devices (the sweep runner shards it across accelerators);
+    `observe(pop)` sees the population after every chunk. Phase-1 runs train at their true
+    (bucketed) shape unless `true_shape` is off; records always hold full-width masks/params.
+    (:func:`prepare_population` → the method's ``fit`` → :func:`finish_population`; successive
+    halving trains the same in prefixes with :func:`advance_population`.)"""
+    state = prepare_population(configs, chunk_steps, place, true_shape)
+    x_all, y_all = data.load(state.configs[0]["dataset"])
+    pop = _method(state.kind).fit(state.pop, x_all, y_all, state.tcfg, progress=progress, observe=observe)
+    return finish_population(dataclasses.replace(state, pop=pop, epoch=state.tcfg.epochs))

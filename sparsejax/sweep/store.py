@@ -1051,3 +1051,89 @@ def export(path: str | os.PathLike, out_file: str | os.PathLike | IO[str], fmt: 
         if isinstance(out_file, (str, os.PathLike)):
             return atomic_write_text(out_file, lambda fh: write_table(store, fh, fmt))
         return write_table(store, out_file, fmt)
+
+
+# ----------------------------------------------------------------------------- partial states
+
+# Successive halving (sparsejax.search.halving) stops populations at rung epochs and continues
+# the survivors later. Each run's state at a rung (params, masks, momentum, lr, schedule, key,
+# diverged, hook state: every leaf of its Population slice) is one row of a separate table,
+# written one population per transaction, checksummed like the runs (sha256 over the canonical
+# bytes of every column), so a killed search resumes without retraining survivors. The table is
+# created when first written; stores without it simply hold no partial states.
+PARTIAL_COLUMNS = ("run_id", "epoch", "metrics", "state")
+_PARTIAL_SCHEMA = """CREATE TABLE IF NOT EXISTS partials (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL, metrics TEXT NOT NULL, state BLOB NOT NULL,
+    checksum TEXT NOT NULL, PRIMARY KEY (run_id, epoch))"""
+
+
+def partial_checksum(row: Sequence[Any]) -> str:
+    """``sha256:<hex>`` of a partials row in ``PARTIAL_COLUMNS`` order."""
+    return "sha256:" + hashlib.sha256(_canonical_bytes(PARTIAL_COLUMNS, row)).hexdigest()
+
+
+def _partial_row(run_id: str, epoch: int, metrics: Mapping[str, Any], leaves: Sequence[np.ndarray]) -> tuple:
+    state = _encode_flat({str(i): np.asarray(a) for i, a in enumerate(leaves)})
+    row = (str(run_id), int(epoch), _json(dict(metrics)), state)
+    return (*row, partial_checksum(row))
+
+
+def _has_partials(store: "Store") -> bool:
+    return "partials" in store._table_names()
+
+
+def write_partials(store: "Store", rows: Iterable[tuple[str, int, Mapping[str, Any], Sequence[np.ndarray]]]) -> int:
+    """Store ``(run_id, epoch, metrics, leaves)`` partial states in ONE transaction (existing
+    (run_id, epoch) rows are kept: a state is one computation); returns how many were new."""
+    encoded = [_partial_row(*r) for r in rows]
+    if not encoded:
+        return 0
+    with store._transaction():
+        store._conn.execute(_PARTIAL_SCHEMA)
+        before = store._conn.total_changes
+        store._conn.executemany(
+            f"INSERT OR IGNORE INTO partials ({','.join(PARTIAL_COLUMNS)},checksum) VALUES (?,?,?,?,?)", encoded)
+        added = store._conn.total_changes - before
+    store.checkpoint()
+    return added
+
+
+def _partial_query(store: "Store", cols: str, ids: Sequence[str], extra: str = "",
+                   params: Sequence[Any] = ()) -> Iterator[tuple]:
+    if not _has_partials(store):
+        return
+    ids = list(ids)
+    for i in range(0, len(ids), _IN_CHUNK):
+        part = ids[i:i + _IN_CHUNK]
+        yield from store._rows(f"SELECT {cols} FROM partials WHERE run_id IN ({','.join('?' * len(part))}){extra}",
+                               (*part, *params))
+
+
+def partial_metrics(store: "Store", ids: Iterable[str]) -> dict[tuple[str, int], dict]:
+    """``{(run_id, epoch): metrics}`` of the stored partial states of ``ids`` (checksums of
+    the whole rows verified; DamagedRecordError naming the run otherwise)."""
+    out = {}
+    for row in _partial_query(store, f"{','.join(PARTIAL_COLUMNS)},checksum", list(ids)):
+        _check_partial(store, row)
+        out[(row[0], int(row[1]))] = json.loads(row[2])
+    return out
+
+
+def _check_partial(store: "Store", row: Sequence[Any]) -> None:
+    if partial_checksum(row[:4]) != row[4]:
+        raise store._damaged(row[0], f"partial state at epoch {row[1]}: checksum mismatch")
+
+
+def read_partials(store: "Store", ids: Sequence[str], epoch: int) -> dict[str, list[np.ndarray]]:
+    """``{run_id: leaves}`` of the states of ``ids`` stored at ``epoch`` (missing ids absent),
+    each verified against its checksum."""
+    out = {}
+    for row in _partial_query(store, f"{','.join(PARTIAL_COLUMNS)},checksum", list(ids), " AND epoch=?",
+                              (int(epoch),)):
+        _check_partial(store, row)
+        try:
+            flat = decode_arrays(row[3])
+        except ValueError as err:
+            raise store._damaged(row[0], f"partial state at epoch {row[1]}: {err}") from None
+        out[row[0]] = [flat[str(i)] for i in range(len(flat))]
+    return out
