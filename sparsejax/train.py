@@ -24,12 +24,13 @@ from absl import logging
 
 from sparsejax import mlp, shuffle
 from sparsejax.kernels import cpu as cpu_kernel
+from sparsejax.kernels import xla_lanes
 
 Array = jax.Array
 Params = mlp.Params
 
 SCHEDULES = ("constant", "cosine", "step")
-KERNELS = ("auto", "xla", "fused")
+KERNELS = ("auto", "xla", "fused", "xla_lanes")  # xla_lanes: sparsejax/kernels/xla_lanes.py
 
 
 def schedule_ids(names: Sequence[str]) -> np.ndarray:
@@ -180,9 +181,11 @@ FUSED_MAX_WIDTH = 64  # measured crossover (benchmarks/RESULTS.md): XLA's dots w
 
 
 def resolve_kernel(kernel: str, widths: Sequence[int] = mlp.DEFAULT_WIDTHS) -> str:
-    """"xla" or "fused": "auto" picks the fused C++ step on the CPU backend for widths up to
+    """"xla", "fused" or "xla_lanes": "auto" picks the fused C++ step on the CPU backend for widths up to
     FUSED_MAX_WIDTH when it could be built (logging why not, once, when it could not); "fused"
-    insists on it."""
+    insists on it. "xla_lanes" (the models-last XLA step) only when asked for by name."""
+    if kernel == "xla_lanes":  # explicit only: "auto" does not pick it (not measured on a GPU yet)
+        return kernel
     if kernel == "xla" or (kernel == "auto" and max(widths) > FUSED_MAX_WIDTH):
         return "xla"
     on_cpu = jax.default_backend() == "cpu"
@@ -215,6 +218,11 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
             params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
                                               (step % spe) * cfg.batch_size, lr, cfg.batch_size,
                                               cfg.momentum, cfg.weight_decay)
+        elif kernel == "xla_lanes":  # models-last layout; draws the minibatch in (B, P) layout
+            epoch = step // spe + epoch_offset
+            keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
+            params, mom = xla_lanes.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
+                                             step % spe, lr, cfg.batch_size, cfg.momentum, cfg.weight_decay)
         else:
             x, y = batch(pop)
             grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
@@ -250,37 +258,27 @@ def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int, kernel: str
 
 def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None = None,
           epoch_offset: int = 0, progress: Callable[[int, int, float], None] | None = None,
-          observe: Callable[[Population], None] | None = None,
-          start_step: int = 0, stop_step: int | None = None) -> Population:
+          observe: Callable[[Population], None] | None = None) -> Population:
     """Train the population for ``cfg.epochs`` epochs; returns the final population.
 
     `epoch_offset` shifts the data-order epochs (LTH's later rounds see fresh orders while their
     schedules restart). `progress(steps_done, total_steps, seconds)` is called after each chunk,
     and `observe(pop)` sees the population after each chunk (tests check invariants with it).
-
-    `start_step`/`stop_step` train only the steps [start, stop) of the ``cfg.epochs`` run (the
-    schedules stay defined on all of it): a population stopped at step s and continued from s
-    is bit-identical to one trained straight through: chunks stay on the grid of multiples of
-    ``chunk_steps`` counted from step 0, so the same chunk programs run (when s is a multiple of
-    ``chunk_steps``, exactly the same chunks; successive halving stops at epoch boundaries).
     """
     x_all = jnp.asarray(x_all, jnp.float32)
     y_all = jnp.asarray(y_all, jnp.float32).reshape(-1)
-    full = cfg.epochs * cfg.steps_per_epoch(x_all.shape[0])
-    total = full if stop_step is None else int(stop_step)
-    if not 0 <= int(start_step) <= total <= full:
-        raise ValueError(f"need 0 <= start_step <= stop_step <= {full}, got {start_step}, {stop_step}")
-    done, t0 = int(start_step), time.perf_counter()
+    total = cfg.epochs * cfg.steps_per_epoch(x_all.shape[0])
+    done, t0 = 0, time.perf_counter()
     pop = jax.tree.map(lambda a: jnp.array(a, copy=True), pop)  # the chunks donate their input
     while done < total:
-        n = min(cfg.chunk_steps - done % cfg.chunk_steps, total - done)  # chunks on the grid of step 0
+        n = min(cfg.chunk_steps, total - done)
         pop = chunk_fn(cfg, hook, n)(pop, x_all, y_all, jnp.int32(done), jnp.int32(epoch_offset))
         done += n
         if observe is not None:
             observe(pop)
         if progress is not None:
             jax.block_until_ready(pop.diverged)
-            progress(done - int(start_step), total - int(start_step), time.perf_counter() - t0)
+            progress(done, total, time.perf_counter() - t0)
     return pop
 
 
