@@ -258,27 +258,37 @@ def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int, kernel: str
 
 def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None = None,
           epoch_offset: int = 0, progress: Callable[[int, int, float], None] | None = None,
-          observe: Callable[[Population], None] | None = None) -> Population:
+          observe: Callable[[Population], None] | None = None,
+          start_step: int = 0, stop_step: int | None = None) -> Population:
     """Train the population for ``cfg.epochs`` epochs; returns the final population.
 
     `epoch_offset` shifts the data-order epochs (LTH's later rounds see fresh orders while their
     schedules restart). `progress(steps_done, total_steps, seconds)` is called after each chunk,
     and `observe(pop)` sees the population after each chunk (tests check invariants with it).
+
+    `start_step`/`stop_step` train only the steps [start, stop) of the ``cfg.epochs`` run (the
+    schedules stay defined on all of it): a population stopped at step s and continued from s
+    is bit-identical to one trained straight through: chunks stay on the grid of multiples of
+    ``chunk_steps`` counted from step 0, so the same chunk programs run (when s is a multiple of
+    ``chunk_steps``, exactly the same chunks; successive halving stops at epoch boundaries).
     """
     x_all = jnp.asarray(x_all, jnp.float32)
     y_all = jnp.asarray(y_all, jnp.float32).reshape(-1)
-    total = cfg.epochs * cfg.steps_per_epoch(x_all.shape[0])
-    done, t0 = 0, time.perf_counter()
+    full = cfg.epochs * cfg.steps_per_epoch(x_all.shape[0])
+    total = full if stop_step is None else int(stop_step)
+    if not 0 <= int(start_step) <= total <= full:
+        raise ValueError(f"need 0 <= start_step <= stop_step <= {full}, got {start_step}, {stop_step}")
+    done, t0 = int(start_step), time.perf_counter()
     pop = jax.tree.map(lambda a: jnp.array(a, copy=True), pop)  # the chunks donate their input
     while done < total:
-        n = min(cfg.chunk_steps, total - done)
+        n = min(cfg.chunk_steps - done % cfg.chunk_steps, total - done)  # chunks on the grid of step 0
         pop = chunk_fn(cfg, hook, n)(pop, x_all, y_all, jnp.int32(done), jnp.int32(epoch_offset))
         done += n
         if observe is not None:
             observe(pop)
         if progress is not None:
             jax.block_until_ready(pop.diverged)
-            progress(done, total, time.perf_counter() - t0)
+            progress(done - int(start_step), total - int(start_step), time.perf_counter() - t0)
     return pop
 
 
