@@ -15,7 +15,10 @@ first 3 W2 masks per W2 count. This launcher trains, in ascending model nnz, one
    same number of masks per (configuration, level), as many as the budget allows;
    × ``--lrs`` × ``--schedules`` × ``--seeds``;
 2. successive halving over prefixes of the real protocol (``--rungs``, ``--keep``,
-   ``--signal``), ranking within each (configuration, nnz level);
+   ``--signal``), ranking within each (configuration, nnz level); with ``--keep=1`` every run
+   is trained to the end with its state measured at every rung, and an audit line says how
+   often halving with keep 1/2, 1/4, 1/8 (by accuracy or loss) would have cut each
+   (configuration, level)'s best run;
 3. then the ``--reseed_top`` best masks of each (configuration, level) again with other inits
    (``--reseed_seeds`` × lrs × schedules), halving as well, with ``--reseed_fraction`` of the
    budget.
@@ -45,6 +48,7 @@ from sparsejax.sweep import runner
 
 PAPER_BOUND = {0.95: 30, 0.995: 45}  # SPEC §9: the sparsest model the paper's search found
 MAX_WIDTH = 16
+AUDIT_KEEPS = (0.5, 0.25, 0.125)  # simulated on an exhaustive (--keep=1) search
 
 sweep_flags.define_sweep_flags()
 flags.DEFINE_float("target", 0.95, "target accuracy rho in (0, 1): a model counts when accuracy > rho")
@@ -234,6 +238,12 @@ def main(argv):
         res = halving.run_halving(cfgs, args.store, h, bracket, log=log)
         spent += res.model_steps
         records.update({r["run_id"]: r for r in res.records})
+        if h.keep == 1 and len(h.rungs) > 1:  # exhaustive: how often would halving cut the winners?
+            brackets = {identity.run_id(c): bracket(c) for c in cfgs}
+            for row in halving.audit(res.rung_metrics, brackets, h.rungs, AUDIT_KEEPS):
+                log(f"audit: nnz {n}: signal {row['signal']}, keep {row['keep']:g}: of {row['brackets']} bracket "
+                    f"winners, cut at rung " + ", ".join(f"{e}: {c}" for e, c in row["cut_at"].items())
+                    + f"; kept {row['kept']}")
         log(f"stage 1: nnz {n}: {len(cfgs)} runs, {len(res.records)} finished, {res.model_steps:,} model-steps "
             f"trained in {res.seconds:.0f}s")
         print_frontier(list(records.values()), s["target"], log)

@@ -131,3 +131,16 @@ def test_would_cut_on_an_exhaustive_search():
     assert halving.would_cut(rm, br, "w", s) == 5  # ranked 3rd of 4 at epoch 5
     assert halving.would_cut(rm, br, "y", s) is None
     assert halving.would_cut(rm, br, "w", halving.HalvingSettings(rungs=(5, 15, 50), keep=0.75)) is None
+
+
+def test_audit_counts_cut_winners_per_bracket():
+    rm = {"w": {5: {"accuracy": 0.6, "loss": 0.2}, 50: {"accuracy": 0.99}},
+          "x": {5: {"accuracy": 0.7, "loss": 0.3}, 50: {"accuracy": 0.9}},
+          "y": {5: {"accuracy": 0.9, "loss": 0.1}, 50: {"accuracy": 0.8}},
+          "v": {5: {"accuracy": 0.1, "loss": 0.9}, 50: {"accuracy": 0.5}},
+          "u": {5: {"accuracy": 0.2, "loss": 0.8}}}  # not trained to the end: ignored
+    br = {"w": 0, "x": 0, "y": 0, "v": 1, "u": 1}
+    rows = halving.audit(rm, br, (5, 50), (0.5,))
+    # bracket 0: winner w is 3rd of 3 by accuracy at epoch 5 (cut), 2nd by loss (kept, ceil(1.5)=2)
+    assert rows == [{"signal": "accuracy", "keep": 0.5, "brackets": 2, "cut_at": {5: 1}, "kept": 1},
+                    {"signal": "loss", "keep": 0.5, "brackets": 2, "cut_at": {5: 0}, "kept": 2}]
