@@ -8,10 +8,17 @@ one-model-at-a-time PyTorch loop and a hand-batched PyTorch ``bmm`` loop are tim
 
     python benchmarks/throughput.py                     # the full table
     python benchmarks/throughput.py --populations=1024,4096 --widths=16 --steps=200 --json
+    python benchmarks/throughput.py --small             # the small-shape table (issue 17)
+
+The small-shape table times, per shape and P, medians of ``--repeats`` timed calls of the
+trainer's chunk: the fused step as ``auto`` picks it (models in SIMD lanes at these widths), the
+previous one-model-at-a-time fused step (layout "models"), the XLA step, and a hand-batched
+PyTorch ``bmm`` loop when torch is importable (it is not a project dependency).
 """
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -24,6 +31,7 @@ import numpy as np
 from absl import app, flags
 
 from sparsejax import data, mlp, train
+from sparsejax.kernels import cpu as cpu_kernel
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("populations", ["1", "64", "256", "1024", "4096"], "population sizes timed at width 16")
@@ -34,6 +42,10 @@ flags.DEFINE_integer("baseline_steps", 100, "timed steps of the one-model-at-a-t
 flags.DEFINE_bool("json", False, "print one JSON object per row instead of a table")
 flags.DEFINE_bool("torch", False, "also time PyTorch peers (needs torch installed)")
 flags.DEFINE_bool("xla", False, "also time the trainer's pure-XLA step (kernel='xla')")
+flags.DEFINE_bool("small", False, "print the small-shape table instead (see --small_shapes)")
+flags.DEFINE_list("small_shapes", ["3-3-3", "3-2-2", "6-3-2", "7-3-3", "16-16-16"], "hidden widths of the small table")
+flags.DEFINE_list("small_populations", ["1024", "4096"], "population sizes of the small table")
+flags.DEFINE_integer("repeats", 3, "timed calls per cell of the small table (the median is reported)")
 
 
 def _population(p: int, width: int) -> train.Population:
@@ -55,6 +67,94 @@ def time_population(p: int, width: int, steps: int, kernel: str = "auto") -> flo
     pop = fn(pop, x, y, jnp.int32(steps), jnp.int32(0))
     jax.block_until_ready(pop)
     return p * steps / (time.perf_counter() - t0)
+
+
+def time_shape(p: int, widths: tuple[int, ...], steps: int, kernel: str, repeats: int) -> float:
+    """Median model-steps/s over `repeats` timed chunks of `steps` steps (after a warm-up call
+    that compiles). `kernel` is a resolved trainer kernel: "fused" (layout as auto picks it),
+    "fused_models" (the one-model-at-a-time layout, forced) or "xla"."""
+    x, y = data.cubist_spiral()
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    cfg = train.TrainConfig(widths=widths, epochs=max(1, math.ceil(steps / 390)), chunk_steps=steps)
+    fn = train._chunk_fn(cfg, None, steps, kernel)  # the resolved-kernel entry: forces a layout
+    params = mlp.init_population(jax.random.split(jax.random.PRNGKey(0), p), widths)
+    pop = train.make_population(params, None, 0.05, "cosine", train.model_keys(0, np.arange(p)))
+    pop = fn(pop, x, y, jnp.int32(0), jnp.int32(0))
+    jax.block_until_ready(pop)
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        pop = fn(pop, x, y, jnp.int32(steps), jnp.int32(0))
+        jax.block_until_ready(pop)
+        rates.append(p * steps / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def torch_bmm(p: int, widths: tuple[int, ...], steps: int, repeats: int) -> float:
+    """Median model-steps/s of a hand-batched PyTorch loop (bmm, per-model random minibatches,
+    SGD with momentum and weight decay) at hidden widths `widths`."""
+    import torch
+    torch.manual_seed(0)
+    x, y = data.cubist_spiral()
+    xt, yt = torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y))
+    dims = [2, *widths, 1]
+    ws = [(torch.randn(p, dims[i], dims[i + 1]) / math.sqrt(dims[i])).requires_grad_() for i in range(len(dims) - 1)]
+    bs = [torch.zeros(p, 1, dims[i + 1]).requires_grad_() for i in range(len(dims) - 1)]
+    opt = torch.optim.SGD(ws + bs, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    lossf = torch.nn.BCEWithLogitsLoss()
+
+    def run(n):
+        for _ in range(n):
+            idx = torch.randint(0, len(xt), (p, 128))
+            h = xt[idx]
+            for i in range(len(ws)):
+                h = torch.baddbmm(bs[i], h, ws[i])
+                if i < len(ws) - 1:
+                    h = torch.relu(h)
+            opt.zero_grad()
+            lossf(h[..., 0], yt[idx]).backward()
+            opt.step()
+
+    run(2)
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(steps)
+        rates.append(p * steps / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def small_table() -> None:
+    """The small-shape table (markdown rows, or JSON with --json)."""
+    shapes = [tuple(int(v) for v in s.split("-")) for s in FLAGS.small_shapes]
+    pops = [int(v) for v in FLAGS.small_populations]
+    if any(w < 1 for s in shapes for w in s) or any(v < 1 for v in pops) or FLAGS.repeats < 1:
+        raise app.UsageError("--small_shapes, --small_populations and --repeats must be positive integers")
+    has_torch = importlib.util.find_spec("torch") is not None
+    if not FLAGS.json:
+        print(f"# sparsejax small shapes — {jax.devices()[0].device_kind} ({jax.default_backend()}, "
+              f"{os.cpu_count()} cores), jax {jax.__version__}, {platform.processor() or platform.machine()}, "
+              f"{datetime.date.today()}, {FLAGS.steps} steps per call, medians of {FLAGS.repeats}"
+              + ("" if has_torch else "; torch not importable: no PyTorch column"))
+        print("| shape | P | fused step (auto) | layout | previous fused step | XLA step | new / previous |"
+              + (" PyTorch bmm |" if has_torch else ""))
+        print("|---|---:|---:|---|---:|---:|---:|" + ("---:|" if has_torch else ""))
+    for shape in shapes:
+        for p in pops:
+            row = {"shape": list(shape), "population": p,
+                   "layout": cpu_kernel.pick_layout((mlp.INPUT_DIM, *shape, mlp.OUTPUT_DIM)),
+                   "fused": time_shape(p, shape, FLAGS.steps, "fused", FLAGS.repeats),
+                   "fused_models": time_shape(p, shape, FLAGS.steps, "fused_models", FLAGS.repeats),
+                   "xla": time_shape(p, shape, FLAGS.steps, "xla", FLAGS.repeats),
+                   "device": jax.devices()[0].device_kind, "jax": jax.__version__, "date": str(datetime.date.today())}
+            if has_torch:
+                row["torch_bmm"] = torch_bmm(p, shape, min(FLAGS.steps, 50), FLAGS.repeats)
+            if FLAGS.json:
+                print(json.dumps(row), flush=True)
+            else:
+                print(f"| ({','.join(map(str, shape))}) | {p:,} | {row['fused']:,.0f} | {row['layout']} | "
+                      f"{row['fused_models']:,.0f} | {row['xla']:,.0f} | {row['fused'] / row['fused_models']:.1f}x |"
+                      + (f" {row['torch_bmm']:,.0f} |" if has_torch else ""), flush=True)
 
 
 def torch_rows(p: int, width: int, steps: int) -> dict[str, float]:
@@ -97,6 +197,9 @@ def torch_rows(p: int, width: int, steps: int) -> dict[str, float]:
 
 def main(argv):
     del argv
+    if FLAGS.small:
+        small_table()
+        return
     pops = [int(v) for v in FLAGS.populations]
     widths = [int(v) for v in FLAGS.widths]
     if any(v < 1 for v in pops + widths) or FLAGS.steps < 1:
