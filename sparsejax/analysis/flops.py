@@ -76,7 +76,7 @@ PAPER_TABLE1 = {"lth": 3.4e9, "dense": 1.5e9, "gmp": 5.3e8, "rigl": 2.1e8, "gras
                 "snip": 1.9e8, "iter_snip": 1.9e8, "force": 1.9e8, "synflow": 1.9e8}
 METHOD_LABELS = {"lth": "LTH", "dense": "Dense training", "gmp": "GMP", "rigl": "RigL", "grasp": "GraSP",
                  "prospr": "ProsPr", "snip": "SNIP", "iter_snip": "Iter SNIP", "force": "FORCE",
-                 "synflow": "SynFlow", "random": "Random"}
+                 "synflow": "SynFlow", "random": "Random", "sfp": "Structure-first (ours)"}
 
 ITER_SNIP_STEPS = 10
 GRASP_SAMPLES = 50
@@ -233,6 +233,14 @@ def method_flops(method: str, width: int = 16, budget: int = 55, convention: str
     elif method == "lth":
         train = sum(total_steps * step(sparse if c == budget else params_at(widths, c))
                     for c in lth_round_counts(n_total, budget))
+    elif method == "sfp":  # issue 16: unit then weight schedule; one dense gradient per event
+        from sparsejax.pruning import structure_first
+        counts, events = structure_first.param_counts_per_step(widths, budget, total_steps)
+        if final_model_nnz is not None:
+            counts = np.where(counts == counts[-1], sparse, counts)
+        uniq, times = np.unique(counts, return_counts=True)
+        train = sum(t * step(float(c)) for c, t in zip(uniq, times))
+        prune = events * step(dense)
     elif method == "rigl":
         updates = rigl_update_steps(total_steps)
         train = (total_steps - updates) * step(sparse) + updates * step(dense)
