@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax import config as config_lib
-from sparsejax import connectivity, data, mlp, train
+from sparsejax import compaction, connectivity, data, mlp, train
 from sparsejax.pruning import registry
 from sparsejax.search.product import MaskSpace
-from sparsejax.sweep import identity
+from sparsejax.sweep import identity, numeric_path
 
 ROOT_SEED = 0
 SEARCH_KINDS = config_lib.SEARCH_KINDS
@@ -183,6 +183,7 @@ class PopulationState:
     epoch: int = 0
     seconds: float = 0.0
     t_mark: float = dataclasses.field(default_factory=time.perf_counter)
+    trained_shapes: list[tuple[int, ...]] | None = None  # per run, when compaction split them
 
     @property
     def kind(self) -> str:
@@ -297,6 +298,7 @@ def finish_population(state: PopulationState) -> list[dict]:
     conn = connectivity.stats_records(connectivity.connectivity_stats_population(
         jax.tree.map(jnp.asarray, host_params), jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), host_masks)))
     diverged = np.asarray(pop.diverged)
+    shapes = state.trained_shapes or [tuple(shape)] * len(cfgs)
     for i, (rid, c) in enumerate(zip(ids, cfgs)):
         records.append({
             "run_id": rid, "config": identity.resolve(c), "status": "done",
@@ -305,7 +307,10 @@ def finish_population(state: PopulationState) -> list[dict]:
             "diverged": bool(diverged[i]), "train_seconds": seconds / len(cfgs),
             "mask_weight_count": int(sum(np.sum(m["w"][i]) for m in host_masks)),
             "bias_rule": {"search": "in_degree", "structured": "blocks"}.get(kind, "out_degree"),
-            "trained_widths": list(shape),
+            "trained_widths": list(shapes[i]),
+            "numeric_path": numeric_path.record_path(
+                shapes[i], state.tcfg.kernel,
+                compaction="x".join(map(str, shapes[i])) if state.trained_shapes is not None else "off"),
             "connectivity": conn[i],
             "masks": jax.tree.map(lambda a: a[i], host_masks),
             "params": jax.tree.map(lambda a: a[i], host_params),
@@ -317,14 +322,32 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
                    progress: Callable[[int, int, float], None] | None = None,
                    place: Callable[[train.Population], train.Population] | None = None,
                    observe: Callable[[train.Population], None] | None = None,
-                   true_shape: bool = True) -> list[dict]:
+                   true_shape: bool = True, compact: bool = True) -> list[dict]:
     """Train the runs of `configs` (one program key) as one population; one record per run.
+    Pruning-at-init runs train at their compacted widths unless `compact` is off (the same
+    numbers up to float summation order; recorded in each record's numeric path).
     `place` puts the population on devices (the sweep runner shards it across accelerators);
     `observe(pop)` sees the population after every chunk. Phase-1 runs train at their true
     (bucketed) shape unless `true_shape` is off; records always hold full-width masks/params.
     (:func:`prepare_population` → the method's ``fit`` → :func:`finish_population`; successive
     halving trains the same in prefixes with :func:`advance_population`.)"""
-    state = prepare_population(configs, chunk_steps, place, true_shape)
+    state = prepare_population(configs, chunk_steps, None, true_shape)
+    compacted = compact and compactable(state)
     x_all, y_all = data.load(state.configs[0]["dataset"])
-    pop = _method(state.kind).fit(state.pop, x_all, y_all, state.tcfg, progress=progress, observe=observe)
+    if compacted:  # the masks are fixed from here on: train each shape group at its compacted widths
+        pop, shapes = compaction.train_compacted(state.pop, x_all, y_all, state.tcfg, progress=progress,
+                                                 observe=observe, place=place)
+        state = dataclasses.replace(state, trained_shapes=[tuple(int(d) for d in sh) for sh in shapes])
+    else:
+        pop = state.pop if place is None else place(state.pop)
+        pop = _method(state.kind).fit(pop, x_all, y_all, state.tcfg, progress=progress, observe=observe)
     return finish_population(dataclasses.replace(state, pop=pop, epoch=state.tcfg.epochs))
+
+
+def compactable(state: PopulationState) -> bool:
+    """Whether a population's runs may train at compacted widths (:mod:`sparsejax.compaction`):
+    pruning-at-init runs (their masks are fixed before training and the method trains in one
+    plain pass, no hook); exact up to float summation order."""
+    method = _method(state.kind)
+    return (state.kind not in SEARCH_KINDS and method.needs_budget
+            and compaction.eligible(method, state.tcfg, data.load(state.configs[0]["dataset"])[0].shape[0]))

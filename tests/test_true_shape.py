@@ -28,3 +28,20 @@ def test_true_shape_equals_masked_wide(structure):
             np.testing.assert_allclose(la["b"], lb["b"], atol=2e-4)
         d1 = structure[0]  # units beyond the configuration never carry a value
         assert np.all(a["params"][0]["w"][:, d1:] == 0) and np.all(a["params"][0]["b"][d1:] == 0)
+
+
+def test_compacted_pruning_runs_equal_full_width_and_say_so():
+    cfgs = [{"method": m, "widths": [32, 32, 32], "budget": b, "epochs": 1, "lr": 0.1}
+            for m, b in (("snip", 20), ("synflow", 40))]
+    for cfg in cfgs:
+        small = runs.run_population([cfg])
+        full = runs.run_population([cfg], compact=False)
+        for a, b in zip(small, full):
+            assert a["run_id"] == b["run_id"]
+            assert b["numeric_path"]["compaction"] == "off" and b["trained_widths"] == [32, 32, 32]
+            assert a["numeric_path"]["compaction"] == "x".join(map(str, a["trained_widths"]))
+            assert max(a["trained_widths"]) < 32
+            assert abs(a["accuracy"] - b["accuracy"]) <= 2e-4
+            assert a["model_nnz"] == b["model_nnz"] and a["connectivity"] == b["connectivity"]
+            for la, lb in zip(a["masks"], b["masks"]):
+                np.testing.assert_array_equal(la["w"], lb["w"])

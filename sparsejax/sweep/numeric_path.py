@@ -99,7 +99,10 @@ def record_path(widths: Sequence[int], kernel: str = "auto",
     return {**environment(compaction), "kernel": train.resolve_kernel(kernel, tuple(widths))}
 
 
-def store_path(compaction: str | None = None) -> dict[str, Any]:
+COMPACTION_RULE = "pruning-at-init runs: hidden layers compacted to 4,8,16,32,64,128 (runs.compactable)"
+
+
+def store_path(compaction: str | None = COMPACTION_RULE) -> dict[str, Any]:
     """The numeric path a store's meta records: the environment and the kernel rule."""
     return {**environment(compaction), "kernel": kernel_rule()}
 

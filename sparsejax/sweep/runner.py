@@ -248,10 +248,14 @@ def _with_numeric_path(records: list[dict], differs: bool) -> list[dict]:
     ``differs`` marks them as written into a store of another path."""
     if not records:
         return records
-    path = numeric_path_lib.record_path(runs.trained_widths(records[0]["config"]))
-    if differs:
-        path["differs_from_store"] = True
-    return [{**rec, "numeric_path": path} for rec in records]
+    default = numeric_path_lib.record_path(runs.trained_widths(records[0]["config"]))
+    out = []
+    for rec in records:
+        path = dict(rec.get("numeric_path") or default)  # run_population records its own
+        if differs:
+            path["differs_from_store"] = True
+        out.append({**rec, "numeric_path": path})
+    return out
 
 
 def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_steps: int,
