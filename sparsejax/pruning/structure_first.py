@@ -20,8 +20,9 @@ GMP's event grid (an event at the start of step 97·k, k = 1..199 for T = 19,500
    a time by smallest |W| among *safe* weights — those whose source still has another outgoing
    weight (or is an input) and whose target still has another incoming weight — so removing
    one takes exactly one weight out and leaves every other weight effective. Only when no safe
-   weight exists is the smallest weight removed anyway; the weights it disconnects are dropped
-   (SPEC §7 effective support) and the freed budget is given back to the slots between
+   weight exists, one of the 16 smallest is removed anyway (the smallest whose loss fits the
+   excess, else the one losing least); the weights it disconnects are dropped
+   (SPEC §7 effective support) and any shortfall is given back to the slots between
    connected units (source reachable from the input, target reaching the output) with the
    largest |dense gradient| on the event's minibatch; grown weights start at 0 with zero
    momentum (as RigL).
