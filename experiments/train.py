@@ -4,6 +4,7 @@ r"""Train a population of masked MLPs and write one JSON line per model.
     python -m experiments.train --widths=16 --masks=random --densities=0.25,0.5,1.0 \
         --lrs=0.05,0.1 --schedules=constant,cosine --seeds=0,1 --epochs=5 --output=out/train.jsonl
     python -m experiments.train --preset=smoke                 # seconds; writes out/smoke/train.jsonl
+    python -m experiments.train --config=experiments/winners/sfp_95.json   # retrain one claimed run
 
 Every combination of (mask, lr, schedule, seed) is one model; all train together in populations
 of at most --population_size models. Density 1.0 keeps every weight: it is the dense network
@@ -13,6 +14,13 @@ above that. Each JSON line holds the run id, its resolved config and its metrics
 49,982 points, loss, weight/model nnz, diverged); a loss or accuracy that is not a finite number
 is written as null and the run is marked diverged. With --store the runs also go to a sweep
 store (resumable: finished runs are not trained again).
+
+``--config=FILE`` retrains exactly one run: FILE is a winners file
+(``{"name", "target", "accuracy", "model_nnz", "config"}``, see ``experiments/winners/``) or a
+bare run config. It prints one JSON line with the run's id, accuracy, model nnz, method (the
+registry name, or ``search``/``structured``), init (``random`` or the init file's name),
+widths, the numeric path, and — for a winners file — the claimed numbers and whether they were
+reproduced (same nnz, accuracy within 1e-6: the same numbers on the same numeric path).
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import os
 
 from absl import flags
 
+from sparsejax.config import reaches
 from sparsejax.sweep import flags as sweep_flags
 from sparsejax.sweep.flags import parse_floats, parse_ints, parse_strs
 
@@ -45,6 +54,8 @@ flags.DEFINE_string("lrs", "0.1", "learning rates")
 flags.DEFINE_string("schedules", "cosine", "constant, cosine or step")
 flags.DEFINE_string("seeds", "0,1", "seeds (each gives a new init, mask and data order)")
 flags.DEFINE_integer("epochs", 5, "epochs of 390 steps")
+flags.DEFINE_string("config", None, "retrain one run: a winners JSON file (experiments/winners/*.json) or a run "
+                    "config JSON; prints one JSON line (combine with no other setting flag)")
 flags.DEFINE_string("output", None, "JSON-lines file written atomically, mode 0644 "
                     "(default: out/<preset>/train.jsonl, or out/train.jsonl without a preset)")
 FLAGS = flags.FLAGS
@@ -137,9 +148,60 @@ def train_rows(configs: list[dict], args: sweep_flags.SweepArgs) -> list[dict]:
     return [by_id[rid] for rid in plan.ids]
 
 
+def load_claim(path: str) -> tuple[dict, dict | None]:
+    """(resolved run config, winners entry or None) from ``--config=path``; ValueError naming
+    the flag on anything else."""
+    from sparsejax import config as config_lib
+    if not os.path.isfile(path):
+        raise ValueError(f"--config: not a file: {path!r}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"--config: {path!r} is not a JSON file ({' '.join(str(err).split())})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"--config: {path!r} must hold a JSON object, got {type(doc).__name__}")
+    claim = doc if "config" in doc else None
+    raw = doc["config"] if claim is not None else doc
+    if claim is not None:
+        for key in ("accuracy", "model_nnz"):
+            if not isinstance(claim.get(key), (int, float)) or isinstance(claim.get(key), bool):
+                raise ValueError(f"--config: winners file {path!r} needs a number {key!r}")
+    try:
+        return config_lib.resolve(raw), claim
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"--config: {' '.join(str(err).split())}") from None
+
+
+def retrain(path: str) -> dict:
+    """Retrain the run of ``--config=path`` (library entry point for tests): its JSON line."""
+    from sparsejax import runs
+    cfg, claim = load_claim(path)
+    (rec,) = runs.run_population([cfg])
+    row = jsonl_row(rec)
+    kind = cfg["method"]
+    out = {"run_id": rec["run_id"], "accuracy": row["accuracy"], "model_nnz": row["model_nnz"],
+           "weight_nnz": row["weight_nnz"], "method": kind,
+           "init": "random" if cfg["init"] == "random" else os.path.basename(cfg["init"]),
+           "widths": list(cfg["widths"]), "diverged": row["diverged"],
+           "numeric_path": rec.get("numeric_path")}
+    if claim is not None:
+        out.update(name=claim.get("name"), target=claim.get("target"), claimed_accuracy=claim["accuracy"],
+                   claimed_model_nnz=claim["model_nnz"],
+                   reproduced=bool(row["accuracy"] is not None and abs(row["accuracy"] - claim["accuracy"]) <= 1e-6
+                                   and row["model_nnz"] == claim["model_nnz"]))
+    return out
+
+
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}")
+    if FLAGS.config is not None:
+        given = [k for k in SETTINGS + ("preset", "store") if sweep_flags.explicitly_given(k)]
+        if given:
+            raise ValueError(f"--config: retrains the file's run as stored; do not combine it with --{given[0]}")
+        print(json.dumps(retrain(FLAGS.config), allow_nan=False))
+        return
     args = sweep_flags.sweep_args(store_required=False)
     s = settings()
     output = sweep_flags.check_output_file("output", s["output"])
@@ -161,12 +223,12 @@ def main(argv):
     if len(ok) < len(rows):
         print(f"  {len(rows) - len(ok)} models diverged (accuracy/loss null in the JSONL)")
     for target in (0.95, 0.995):
-        hits = [r for r in ok if r["accuracy"] >= target]
+        hits = [r for r in ok if reaches(r["accuracy"], target)]
         if hits:
             r = min(hits, key=lambda r: r["model_nnz"])
-            print(f"sparsest reaching {target:.1%}: {r['model_nnz']} nnz ({r['accuracy']:.2%}), run {r['run_id']}")
+            print(f"sparsest above {target:.1%}: {r['model_nnz']} nnz ({r['accuracy']:.2%}), run {r['run_id']}")
         else:
-            print(f"no model reached {target:.1%}")
+            print(f"no model above {target:.1%}")
 
 
 if __name__ == "__main__":
