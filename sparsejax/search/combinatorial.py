@@ -105,7 +105,9 @@ def run_phase2(s: SearchSettings, structure: Sequence[int], target: float, store
                log: Callable[[str], None] = print) -> Phase2Result:
     """Phase 2 in ascending model nnz. Levels are trained in groups that fill a population; after
     each group the first level (ascending) where some run exceeds `target` decides, and the
-    search stops there unless `keep_going`. Finished runs in the store are not trained again."""
+    search stops there unless `keep_going`. Finished runs in the store are not trained again.
+    With ``num_shards > 1`` the stopping rule would see only this shard's runs, so a shard
+    trains every level up to `max_levels` and decides nothing (merge, then run unsharded)."""
     space = MaskSpace(tuple(structure), **(space_opts or {}))
     lv = space.nnz_levels()
     n_levels = len(lv.nnz) if max_levels is None else min(max_levels, len(lv.nnz))
@@ -131,8 +133,10 @@ def run_phase2(s: SearchSettings, structure: Sequence[int], target: float, store
                 winner = max(hits, key=lambda r: (r["accuracy"], -r["model_nnz"]))
                 log(f"phase 2: level nnz={int(lv.nnz[i])} reaches the target: {winner['accuracy']:.4f} "
                     f"({winner['run_id']})")
-        if winner is not None and not keep_going:
+        if winner is not None and not keep_going and num_shards == 1:
             break
+    if num_shards > 1:  # a shard sees only its own runs: it neither stops early nor names a winner
+        winner = None
     return Phase2Result(done_levels, winner, total)
 
 
