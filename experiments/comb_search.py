@@ -111,6 +111,9 @@ def main(argv):
     s = settings_from_flags()
     args, target = s["args"], float(s["target"])
     sharded = args.num_shards > 1
+    if sharded and s["phase"] in ("2", "both") and s["max_levels"] is None:
+        raise ValueError("--max_levels: a sharded phase 2 cannot apply the stopping rule (each shard sees only "
+                         "its own runs), so it trains every level up to --max_levels; give it")
     opts = comb.mask_space_options(s["max_weight_sum"], s["first_k_w2"])
     p1 = search_settings(s, s["lrs"])
     p2 = search_settings(s, s["phase2_lrs"])
