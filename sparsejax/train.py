@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import logging
 
 from sparsejax import mlp, shuffle
@@ -157,15 +158,39 @@ def _all_finite(tree) -> Array:
                             [jnp.all(jnp.isfinite(l), axis=tuple(range(1, l.ndim))) for l in jax.tree.leaves(tree)])
 
 
+def _mask_updates(masks: Params) -> optax.GradientTransformation:
+    """optax transformation: updates kept where the 0/1 mask is on, 0 elsewhere. A select, not
+    ``u * m``: equal values, but under jit XLA contracts a multiply-add into an FMA, and with the
+    mask as a product ``optax.trace``'s ``g + μ·t`` (operands in the other order than the
+    hand-written ``μ·t + g``) would be contracted on the other product and differ in the last bit."""
+    return optax.stateless(lambda updates, params: jax.tree.map(
+        lambda u, m: jnp.where(m > 0, u, jnp.zeros_like(u)), updates, masks))
+
+
+def sgd_chain(lr: Array, masks: Params | None, momentum_coef: float, weight_decay: float) -> optax.GradientTransformation:
+    """One model's masked PyTorch SGD as an optax chain: d = (g + λ·p)·m (weight decay added to
+    the gradient, as torch.optim.SGD), buf ← d + μ·buf (``optax.trace``: from buf = 0 the first
+    buffer is the first gradient, no dampening), update −lr·buf; the caller re-masks p + update.
+    `lr` may be a traced per-model scalar (the chain is built inside the vmapped update).
+    ``masks=None``: no mask link (a dense network, e.g. ProsPr's inner steps); the chain's
+    trace state is then ``state[1]``, else ``state[2]``."""
+    mask = () if masks is None else (_mask_updates(masks),)
+    return optax.chain(optax.add_decayed_weights(weight_decay), *mask,
+                       optax.trace(decay=momentum_coef), optax.scale_by_learning_rate(lr))
+
+
 def sgd_update(params: Params, masks: Params, momentum: Params, grads: Params, lr: Array,
                momentum_coef: float, weight_decay: float) -> tuple[Params, Params]:
     """One model's PyTorch SGD step (momentum, no dampening, weight decay on weights and biases)
-    restricted to unmasked coordinates: buf ← μ·buf + (g + λ·p)·m; p ← (p − lr·buf)·m.
-    Starting from buf = 0 this equals PyTorch's "first buffer = first gradient"."""
-    d = jax.tree.map(lambda g, p, m: (g + weight_decay * p) * m, grads, params, masks)
-    momentum = jax.tree.map(lambda b, d: momentum_coef * b + d, momentum, d)
-    params = jax.tree.map(lambda p, b, m: (p - lr * b) * m, params, momentum, masks)
-    return params, momentum
+    restricted to unmasked coordinates, via :func:`sgd_chain`: buf ← μ·buf + (g + λ·p)·m;
+    p ← (p − lr·buf)·m, bit-identical to writing those expressions out (IEEE + and · commute,
+    −lr·buf = −(lr·buf)). The momentum buffer is the chain's trace state."""
+    chain = sgd_chain(lr, masks, momentum_coef, weight_decay)
+    empty = chain.init(())  # the stateless links' states (no arrays)
+    state = (empty[0], empty[1], optax.TraceState(trace=momentum), empty[3])
+    updates, state = chain.update(grads, state, params)
+    params = jax.tree.map(lambda p, m: p * m, optax.apply_updates(params, updates), masks)
+    return params, state[2].trace
 
 
 def population_batch(pop: Population, x_all: Array, y_all: Array, step: Array, cfg: TrainConfig,

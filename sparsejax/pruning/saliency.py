@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax import lax
 
-from sparsejax import mlp
+from sparsejax import mlp, train
 from sparsejax.pruning import schedules
 from sparsejax.pruning.topk import keep_top, restrict, weights_of, with_weights
 
@@ -153,8 +154,9 @@ def grasp(params: Params, x_class0_HxI: Array, x_class1_HxI: Array, budget,
 def prospr_meta_loss(c: tuple[Array, ...], params: Params, xs_SxBxI: Array, ys_SxB: Array, lr,
                      momentum: float = PROSPR_MOMENTUM, detach_first_buffer: bool = True) -> Array:
     """Meta-loss of weight multipliers c: from weights W ⊙ c (biases as they are) take S−1 SGD
-    steps (momentum, first buffer = first gradient, no dampening, no weight decay) on minibatches
-    0..S−2 updating weights AND biases, then the loss on minibatch S−1.
+    steps (momentum, first buffer = first gradient, no dampening, no weight decay: the trainer's
+    optax chain :func:`sparsejax.train.sgd_chain`) on minibatches 0..S−2 updating weights AND
+    biases, then the loss on minibatch S−1.
 
     ``detach_first_buffer`` (default True, what the reference code does): the first momentum
     buffer is a detached copy of the first gradient (its ``functional_sgd`` mirrors
@@ -163,14 +165,14 @@ def prospr_meta_loss(c: tuple[Array, ...], params: Params, xs_SxBxI: Array, ys_S
     gradient's own dependence on c. False differentiates through that too (the textbook
     ProsPr meta-gradient)."""
     p = with_weights(params, tuple(w * ci for w, ci in zip(weights_of(params), c)))
-    buf = None
+    chain = train.sgd_chain(lr, None, momentum, 0.0)  # the trainer's optax SGD, unmasked, no decay
+    state = chain.init(p)  # trace starts at 0, so the first buffer is the first gradient
     for k in range(xs_SxBxI.shape[0] - 1):
         g = jax.grad(mlp.loss)(p, xs_SxBxI[k], ys_SxB[k])
-        if buf is None:
-            buf = lax.stop_gradient(g) if detach_first_buffer else g
-        else:
-            buf = jax.tree.map(lambda b, gi: momentum * b + gi, buf, g)
-        p = jax.tree.map(lambda q, b: q - lr * b, p, buf)
+        if k == 0 and detach_first_buffer:
+            g = lax.stop_gradient(g)
+        updates, state = chain.update(g, state, p)
+        p = optax.apply_updates(p, updates)
     return mlp.loss(p, xs_SxBxI[-1], ys_SxB[-1])
 
 
