@@ -223,7 +223,8 @@ def main(argv):
         return
     if args.store:
         os.makedirs(os.path.dirname(os.path.abspath(args.store)), exist_ok=True)
-    runner.check_numeric_path(args.store, bool(args.allow_numeric_path_change))
+    allow = bool(args.allow_numeric_path_change)
+    runner.check_numeric_path(args.store, allow)  # before anything is written
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     bracket = lambda c: (tuple(c["structure"]), int(runs.mask_space(c).model_nnz([c["mask_index"]])[0]))  # noqa: E731
     records: dict[str, dict] = {}
@@ -235,7 +236,7 @@ def main(argv):
                 idx = beyond.sample_level(runs.mask_space({"structure": st}), n, k, FLAGS.sample_seed)
                 cfgs += beyond.mask_configs(st, idx, s["lrs"], s["schedules"], s["seeds"], width=FLAGS.width,
                                             epochs=h.rungs[-1])
-        res = halving.run_halving(cfgs, args.store, h, bracket, log=log)
+        res = halving.run_halving(cfgs, args.store, h, bracket, log=log, allow_numeric_path_change=allow)
         spent += res.model_steps
         records.update({r["run_id"]: r for r in res.records})
         if h.keep == 1 and len(h.rungs) > 1:  # exhaustive: how often would halving cut the winners?
@@ -268,7 +269,7 @@ def main(argv):
             cfgs, cost = cfgs + add, cost + c
         if cfgs:
             log(f"stage 2: {len(cfgs)} runs (best masks, seeds {list(s['reseed_seeds'])}), {cost:,} model-steps planned")
-            res = halving.run_halving(cfgs, args.store, h, bracket, log=log)
+            res = halving.run_halving(cfgs, args.store, h, bracket, log=log, allow_numeric_path_change=allow)
             spent += res.model_steps
             records.update({r["run_id"]: r for r in res.records})
             print_frontier(list(records.values()), s["target"], log)

@@ -144,3 +144,12 @@ def test_audit_counts_cut_winners_per_bracket():
     # bracket 0: winner w is 3rd of 3 by accuracy at epoch 5 (cut), 2nd by loss (kept, ceil(1.5)=2)
     assert rows == [{"signal": "accuracy", "keep": 0.5, "brackets": 2, "cut_at": {5: 1}, "kept": 1},
                     {"signal": "loss", "keep": 0.5, "brackets": 2, "cut_at": {5: 0}, "kept": 2}]
+
+
+def test_final_top_ranks_by_hand():
+    rm = {"w": {5: {"accuracy": 0.6}, 50: {"accuracy": 0.99}},
+          "x": {5: {"accuracy": 0.7}, 50: {"accuracy": 0.9}},
+          "y": {5: {"accuracy": 0.9}, 50: {"accuracy": 0.8}}}
+    got = halving.final_top_ranks(rm, dict.fromkeys(rm, 0), (5, 50), top=2)
+    assert got == {0: [{"run_id": "w", "final": 0.99, "n": 3, "ranks": {5: 3}},
+                       {"run_id": "x", "final": 0.9, "n": 3, "ranks": {5: 2}}]}

@@ -130,9 +130,12 @@ def _rung_metrics(state: runs.PopulationState) -> list[dict]:
 
 def run_halving(configs: Sequence[Mapping[str, Any]], store_path: str, s: HalvingSettings,
                 bracket: Callable[[dict], Hashable] = lambda c: 0, log: Log = print,
-                after_population: Callable[[int, int], None] | None = None) -> HalvingResult:
+                after_population: Callable[[int, int], None] | None = None,
+                allow_numeric_path_change: bool = False) -> HalvingResult:
     """Successive halving over `configs` (all with ``epochs == s.rungs[-1]``), ranking within
     ``bracket(config)``; everything read from and written to the store at `store_path`.
+    A store of another numeric path is refused (``numeric path: ...``) unless
+    `allow_numeric_path_change` (then the records written are marked, as the sweep runner does).
 
     `after_population(rung_epoch, runs)` is called after each population is stored (tests
     simulate a kill by raising there)."""
@@ -144,15 +147,16 @@ def run_halving(configs: Sequence[Mapping[str, Any]], store_path: str, s: Halvin
         if not runs.resumable(c["method"]):
             raise ValueError(f"method {c['method']!r} cannot be trained in prefixes")
     brackets = {rid: bracket(c) for rid, c in cfg_of.items()}
-    runner.check_numeric_path(store_path, allow_change=False)
+    _, differs = runner.check_numeric_path(store_path, allow_change=allow_numeric_path_change)
     t0, steps, pops = time.perf_counter(), 0, 0
     alive = list(plan.ids)
     history: dict[str, dict[int, dict]] = {rid: {} for rid in alive}
     final: dict[str, dict] = {}
     with Store(store_path) as st:
         here = numeric_path_lib.store_path()
-        if numeric_path_lib.differences(st.claim_numeric_path(here), here):
+        if numeric_path_lib.differences(st.claim_numeric_path(here), here) and not allow_numeric_path_change:
             raise ValueError(f"numeric path: store {store_path} was written on another numeric path")
+        differs = differs or bool(numeric_path_lib.differences(st.numeric_path(), here))
         for k, rung in enumerate(s.rungs):
             last = k == len(s.rungs) - 1
             stored = store_lib.partial_metrics(st, alive)
@@ -188,7 +192,7 @@ def run_halving(configs: Sequence[Mapping[str, Any]], store_path: str, s: Halvin
                         for rec in recs:
                             rec["halving"] = {"rungs": list(s.rungs), "passed": list(s.rungs[:-1]),
                                               "keep": float(s.keep), "signal": s.signal}
-                        st.write_records(runner._with_numeric_path(recs, False))
+                        st.write_records(runner._with_numeric_path(recs, differs))
                     else:
                         ms = _rung_metrics(state)[:n]
                         host = runs.population_leaves(state)
@@ -283,4 +287,25 @@ def audit(rung_metrics: Mapping[str, Mapping[int, Mapping[str, Any]]], brackets:
             out.append({"signal": signal, "keep": float(keep), "brackets": len(winners),
                         "cut_at": {int(e): sum(c == e for c in cuts) for e in rungs[:-1]},
                         "kept": sum(c is None for c in cuts)})
+    return out
+
+
+def final_top_ranks(rung_metrics: Mapping[str, Mapping[int, Mapping[str, Any]]], brackets: Mapping[str, Hashable],
+                    rungs: Sequence[int], top: int = 5, signal: str = "accuracy") -> dict[Hashable, list[dict]]:
+    """On an exhaustive search: for each bracket, its `top` best runs at the last rung (by
+    accuracy) with their 1-based rank by `signal` at every earlier rung and the bracket size:
+    ``{bracket: [{"run_id", "final": accuracy, "ranks": {rung: rank}, "n": size}, ...]}``. A run
+    of rank q survives a rung with keep fraction f iff q <= ceil(f · n) (one rung)."""
+    final = rungs[-1]
+    full = {r: m for r, m in rung_metrics.items() if all(e in m for e in rungs)}
+    by: dict[Hashable, list[str]] = {}
+    for r in full:
+        by.setdefault(brackets[r], []).append(r)
+    out = {}
+    for b, ids in by.items():
+        order = {e: {r: i + 1 for i, r in enumerate(sorted(ids, key=lambda r: rank_key(signal, full[r][e], r)))}
+                 for e in rungs[:-1]}
+        best = sorted(ids, key=lambda r: rank_key("accuracy", full[r][final], r))[:top]
+        out[b] = [{"run_id": r, "final": full[r][final].get("accuracy"), "n": len(ids),
+                   "ranks": {e: order[e][r] for e in rungs[:-1]}} for r in best]
     return out
