@@ -31,7 +31,7 @@ class AfterTraining:
     model_nnz_K: np.ndarray        # direct model nnz (nonzero weights + biases) of candidate k
     accuracy_K: np.ndarray
     target: float
-    nnz: int | None = None         # smallest model nnz with accuracy >= target
+    nnz: int | None = None         # smallest model nnz with accuracy > target (config.reaches)
     weight_nnz: int | None = None
     accuracy: float | None = None
     active_units: tuple[int, ...] | None = None   # neuron configuration (connectivity f ∧ g)
@@ -81,7 +81,7 @@ def smallest_nnz_after_training(params: Any, masks: Any, x: Any, y: Any, target:
     acc_K = np.asarray(metrics["accuracy"], np.float64)
     nnz_K = np.asarray(metrics["model_nnz"], np.int64)
     result = AfterTraining(counts, nnz_K, acc_K, float(target))
-    ok = np.flatnonzero(acc_K >= target)
+    ok = np.flatnonzero(acc_K > target)
     if ok.size == 0 or k == 0:
         return result
     best = ok[np.lexsort((-acc_K[ok], nnz_K[ok]))[0]]
