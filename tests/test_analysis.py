@@ -42,7 +42,7 @@ def test_first_nnz_reaching_and_best_per_nnz():
     acc = [0.951, 0.94, 0.996, 0.9955, np.nan]
     assert pareto.first_nnz_reaching(nnz, acc, 0.95) == 44
     assert pareto.first_nnz_reaching(nnz, acc, 0.995) == 51
-    assert pareto.first_nnz_reaching(nnz, acc, 0.951) == 44  # >= target counts
+    assert pareto.first_nnz_reaching(nnz, acc, 0.951) == 51  # strictly above: equal does not count
     assert pareto.first_nnz_reaching(nnz, acc, 0.999) is None
     x, best = pareto.best_per_nnz([3, 1, 3, 2], [0.5, 0.6, 0.7, np.nan])
     assert x.tolist() == [1, 3] and best.tolist() == [0.6, 0.7]
