@@ -253,3 +253,56 @@ def test_report_manifest_removes_figures_of_an_earlier_report_only(tmp_path):
     _replace_manifest(str(tmp_path), [str(tmp_path / "old.png"), str(tmp_path / "keep.png")])
     _replace_manifest(str(tmp_path), [str(tmp_path / "keep.png")])
     assert sorted(os.listdir(tmp_path)) == sorted(["keep.png", "mine.txt", MANIFEST])
+
+
+@pytest.mark.parametrize("widths", [(4,), (3, 4, 5, 6, 7, 8, 16, 32)], ids=["one_width", "many_widths"])
+def test_figures_are_legible_with_one_and_with_many_widths(tmp_path, widths):
+    """Axes are never degenerate (one width: an octave of room; all-zero collapse: 0..5 %), every
+    width drawn is a tick, the target lines are labelled, phase 1's log axis has >= 2 round ticks
+    and its legend sits outside the axes (below), not over the points."""
+    rng = np.random.default_rng(3)
+    recs = []
+    for w in widths:
+        for m in ("gmp", "snip"):
+            for budget in (8, 12):
+                net = _net(rng, (w,) * 3, density=budget / mlp.weight_count((w,) * 3))
+                params, masks, nnz, wnnz = net
+                recs.append({"config": {"method": m, "widths": (w,) * 3, "budget": budget}, "accuracy": 0.9,
+                             "loss": 0.3, "model_nnz": nnz, "weight_nnz": wnnz, "diverged": False,
+                             "params": params, "masks": masks})
+    for d in ((1, 1, 1), (2, 2, 2), (4, 2, 3), (4, 4, 4)):
+        params, masks, nnz, wnnz = _net(rng, (4, 4, 4), masks=mlp.structured_masks((4, 4, 4), d))
+        recs.append({"config": {"method": "structured", "widths": (4, 4, 4), "structure": d}, "loss": 0.3,
+                     "accuracy": 0.5 + 0.48 * mlp.structured_nnz(d) / 57, "model_nnz": nnz, "weight_nnz": wnnz,
+                     "diverged": False, "params": params, "masks": masks})
+    path = str(tmp_path / "w.sqlite")
+    with Store(path) as st:
+        st.write_records(recs)
+    rows = pareto.load_table(path)
+    pareto.add_connectivity(rows, path)
+
+    fig = figures.fig_disconnected_vs_width(rows, "random")
+    for ax in fig.axes:
+        lo, hi = ax.get_ylim()
+        assert lo == 0 and hi >= 1, (lo, hi)  # not matplotlib's ±0.04 around an all-zero line
+        assert [int(t) for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]] == list(widths)
+        if len(widths) == 1:
+            assert ax.get_xlim() == pytest.approx((widths[0] / 2, widths[0] * 2))
+    fig = figures.fig_pareto(rows, "random")
+    assert len(fig.axes) == len(widths)
+    texts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert {"95 %", "99.5 %"} <= texts  # the target lines are labelled
+    fig = figures.fig_phase1(rows, "random")
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(ticks) >= 2 and all(t.isdigit() for t in ticks), ticks
+    assert ax.get_legend() is None and fig.legends  # the legend is the figure's, outside the axes
+    for writer in (figures.disconnected_vs_width, figures.pareto_frontiers, figures.phase1_scatter,
+                   figures.method_scatters):
+        assert all(os.path.getsize(p) > 0 for p in writer(rows, str(tmp_path / "out")))
+
+
+def test_nice_log_ticks():
+    assert figures.nice_log_ticks(7, 57) == [10, 20, 30, 50]
+    assert figures.nice_log_ticks(12, 18) == [10, 20]  # a narrow range still gets two ticks
+    assert figures.nice_log_ticks(3, 2000) == [5, 10, 50, 100, 500, 1000]

@@ -59,9 +59,10 @@ def pareto_frontier(nnz: Sequence[float], acc: Sequence[float]) -> np.ndarray:
 
 
 def first_nnz_reaching(nnz: Sequence[float], acc: Sequence[float], target: float) -> float | None:
-    """The smallest nnz whose accuracy is >= `target` (same scale as `acc`), or None."""
+    """The smallest nnz whose accuracy exceeds `target` (strictly, as ``config.reaches`` and the
+    paper's search; same scale as `acc`), or None."""
     nnz_P, acc_P, ok_P = _finite_points(nnz, acc)
-    hit = ok_P & (acc_P >= target)
+    hit = ok_P & (acc_P > target)
     if not hit.any():
         return None
     best = float(np.min(nnz_P[hit]))
@@ -203,3 +204,52 @@ def add_connectivity(rows: list[dict], store_path: str | os.PathLike, kinds: Seq
                             row[key] = value
                     filled += 1
     return filled
+
+
+# ----------------------------------------------------------------------------- the finding
+
+
+def sparsest_above(rows: Iterable[Mapping[str, Any]], target: float) -> Mapping[str, Any] | None:
+    """The row with the fewest model nnz whose accuracy exceeds ``target`` (strictly, as the
+    search's selection does; diverged runs never count), ties to the higher accuracy."""
+    ok = [r for r in rows if not r.get("diverged") and r.get("accuracy") is not None
+          and np.isfinite(r["accuracy"]) and r["accuracy"] > target and r.get("model_nnz") is not None]
+    return min(ok, key=lambda r: (r["model_nnz"], -r["accuracy"], r.get("run_id", ""))) if ok else None
+
+
+def finding(rows: Sequence[Mapping[str, Any]], target: float, init: str = "random") -> dict[str, Any]:
+    """The paper's claim on a table of runs: the sparsest search model above ``target`` (phase 1's
+    structured models and phase 2's masks alike) next to the sparsest model of every pruning
+    method above it, and a sentence saying by how much the search wins (or does not).
+
+    Returns ``{"target", "search": row | None, "methods": {method: row | None}, "runs": {method:
+    count}, "best_pruned": row | None, "sentence": str}``.
+    """
+    mine = [r for r in rows if r.get("init_name", "random") == init]
+    search = sparsest_above([r for r in mine if r.get("kind") in SEARCH_KINDS], target)
+    prune = [r for r in mine if r.get("kind") == "pruning"]
+    methods = sorted({r["method"] for r in prune})
+    per = {m: sparsest_above([r for r in prune if r["method"] == m], target) for m in methods}
+    runs = {m: sum(1 for r in prune if r["method"] == m) for m in methods}
+    hits = [r for r in per.values() if r is not None]
+    best = min(hits, key=lambda r: (r["model_nnz"], -r["accuracy"])) if hits else None
+    pct = f"{100 * target:g} %"
+    if search is None:
+        sentence = f"No search model exceeds {pct} in this store, so it shows no finding yet."
+    elif best is None:
+        sentence = (f"The search's sparsest model above {pct} has {search['model_nnz']} nonzeros; no pruning "
+                    f"method ({len(methods)} tried, {sum(runs.values())} runs) reaches {pct} at all.")
+    else:
+        d = int(best["model_nnz"]) - int(search["model_nnz"])
+        if d > 0:
+            sentence = (f"The search's sparsest model above {pct} has {search['model_nnz']} nonzeros, "
+                        f"{d} fewer ({100 * d / best['model_nnz']:.0f} % fewer) than the sparsest pruned model "
+                        f"above {pct} ({best['model_nnz']}, {best['method']}).")
+        elif d == 0:
+            sentence = (f"The search and the best pruning method ({best['method']}) tie at {search['model_nnz']} "
+                        f"nonzeros above {pct}.")
+        else:
+            sentence = (f"Here pruning wins: {best['method']} reaches {pct} with {best['model_nnz']} nonzeros, "
+                        f"{-d} fewer than the search's {search['model_nnz']}.")
+    return {"target": float(target), "search": search, "methods": per, "runs": runs, "best_pruned": best,
+            "sentence": sentence}

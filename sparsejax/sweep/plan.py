@@ -7,10 +7,13 @@ built before any work starts, so one bad config stops a sweep before a file is w
 * :func:`shard` splits a plan into disjoint parts whose union is the plan (one per job);
 * :func:`groups` cuts a plan into populations: runs sharing one compiled program
   (``runs.program_key``), at most ``population_size`` each;
-* :func:`cost` counts model-steps (one SGD step of one model), the unit of progress and ETA.
+* :func:`cost` counts model-steps (one SGD step of one model), the unit of progress and ETA;
+* :func:`count_configs` counts runs and model-steps of a grid without building its plan (planning
+  the paper's study in seconds; ``sparsejax.sweep.cost`` turns the counts into hours).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -21,8 +24,6 @@ import numpy as np
 from sparsejax import data, runs
 from sparsejax.sweep import identity
 
-# Training passes per run beyond the first: LTH trains 5 rounds (prune, rewind, retrain).
-STEPS_MULTIPLIERS: dict[str, int] = {"lth": 5}
 
 _AXIS_TYPES = (list, tuple, range, np.ndarray)
 
@@ -137,8 +138,11 @@ def _n_examples(dataset: str) -> int:
 
 
 def steps_multiplier(cfg: Mapping[str, Any]) -> int:
-    """How many full trainings a run costs: 5 for LTH (its rounds), else 1."""
-    return STEPS_MULTIPLIERS.get(cfg["method"], 1)
+    """How many full trainings a run costs: the method's ``training_passes`` with the run's
+    ``method_params`` (LTH: its rounds, 5 by default), 1 for the search kinds."""
+    if cfg["method"] in runs.SEARCH_KINDS:
+        return 1
+    return int(runs.registry.instance(cfg["method"], cfg.get("method_params")).training_passes)
 
 
 def run_cost(cfg: Mapping[str, Any]) -> int:
@@ -207,4 +211,83 @@ def groups(plan: Plan, population_size: int) -> list[list[dict]]:
             end += 1
         out.append([plan.configs[i] for i in order[start:end]])
         start = end
+    return out
+
+
+# ----------------------------------------------------------------------------- fast counting
+
+@dataclasses.dataclass
+class Count:
+    """Runs, model-steps and model-steps per trained shape of some work, counted without
+    building a :class:`Plan` (no validation or hashing of every run: see :func:`count_configs`)."""
+    runs: int = 0
+    model_steps: int = 0
+    steps_by_shape: dict[tuple[int, ...], int] = dataclasses.field(default_factory=dict)
+
+    def add(self, shape: tuple[int, ...], runs: int, steps: int) -> None:
+        self.runs += int(runs)
+        self.model_steps += int(steps)
+        self.steps_by_shape[shape] = self.steps_by_shape.get(shape, 0) + int(steps)
+
+    def __iadd__(self, other: "Count") -> "Count":
+        for shape, steps in other.steps_by_shape.items():
+            self.steps_by_shape[shape] = self.steps_by_shape.get(shape, 0) + steps
+        self.runs += other.runs
+        self.model_steps += other.model_steps
+        return self
+
+
+def _raw_cost(cfg: Mapping[str, Any]) -> tuple[tuple[int, ...], int]:
+    """(trained shape, model-steps) of an unvalidated config: its fields over the defaults,
+    with no normalisation (what :func:`run_cost` and ``runs.trained_widths`` read)."""
+    full = {**identity.DEFAULTS, **cfg}
+    steps = int(full["epochs"]) * (_n_examples(full["dataset"]) // int(full["batch_size"])) * steps_multiplier(full)
+    return runs.trained_widths(full), steps
+
+
+def sample_positions(n: int, k: int) -> list[int]:
+    """``k`` evenly spaced positions of ``range(n)``, first and last included (all when n <= k)."""
+    if n <= k:
+        return list(range(n))
+    if k <= 1:
+        return [0][:max(k, 0)]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def count_configs(configs: Sequence[Mapping[str, Any]], sample: int = 16) -> Count:
+    """Runs and model-steps of ``configs`` without validating or hashing each one.
+
+    A :class:`Plan` validates and hashes every config (about 1 ms each: minutes for the paper's
+    485,838 runs); planning only needs counts. So every config is costed from its raw fields,
+    and an evenly spaced ``sample`` of them is validated and hashed (a bad grid still fails
+    here, naming its config). The count assumes no two configs share a run id, which holds for
+    grids whose axes have distinct values; the sample is checked for duplicates too.
+    """
+    picked = [configs[i] for i in sample_positions(len(configs), sample)]
+    checked = Plan(picked)
+    if checked.duplicates:
+        raise ValueError(f"plan: {checked.duplicates} duplicate runs in a sample of the grid; count it with Plan")
+    out = Count()
+    memo: dict[tuple, tuple[tuple[int, ...], int]] = {}
+    for cfg in configs:
+        key = tuple(cfg.get(f) for f in _COST_FIELDS)
+        try:
+            shape, steps = memo[key]
+        except KeyError:
+            shape, steps = memo[key] = _raw_cost(cfg)
+        except TypeError:  # an unhashable field value (a list): cost it directly
+            shape, steps = _raw_cost(cfg)
+        out.add(shape, 1, steps)
+    return out
+
+
+# the fields that decide a run's cost and trained shape (``_raw_cost``)
+_COST_FIELDS = ("method", "widths", "structure", "optimal_width", "epochs", "dataset", "batch_size")
+
+
+def count_plan(plan: "Plan") -> Count:
+    """The :class:`Count` of a built plan."""
+    out = Count()
+    for cfg in plan.configs:
+        out.add(runs.trained_widths(cfg), 1, run_cost(cfg))
     return out

@@ -49,6 +49,7 @@ from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from sparsejax import fileio
 from sparsejax.sweep import identity
 from sparsejax.sweep import numeric_path as numeric_path_lib
 
@@ -443,6 +444,7 @@ def _create_new(path: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".creating",
                                    dir=folder)
         os.close(fd)
+        os.chmod(tmp, fileio.default_mode())  # mkstemp makes 0600; a store is an ordinary file
     except OSError as err:
         raise StoreError(f"{path}: cannot create the store ({err.strerror or err})") from None
     try:
@@ -1020,25 +1022,6 @@ def write_table(store: Store, fh: IO[str], fmt: str = "csv") -> int:
     return n
 
 
-def atomic_write_text(out_path: str | os.PathLike, write: Any) -> Any:
-    """Call ``write(fh)`` on a temp file next to ``out_path``, then ``os.replace`` it in.
-
-    A failure or kill leaves no partial ``out_path`` behind.
-    """
-    out_path = os.fspath(out_path)
-    folder = os.path.dirname(os.path.abspath(out_path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(out_path), dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            result = write(fh)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return result
-
-
 def export(path: str | os.PathLike, out_file: str | os.PathLike | IO[str], fmt: str = "csv") -> int:
     """Export the store at ``path`` as a flat csv/jsonl table (no blobs); returns row count.
 
@@ -1049,7 +1032,10 @@ def export(path: str | os.PathLike, out_file: str | os.PathLike | IO[str], fmt: 
         raise ValueError(f"format {fmt!r}: allowed {', '.join(FORMATS)}")
     with Store(path, create=False) as store:
         if isinstance(out_file, (str, os.PathLike)):
-            return atomic_write_text(out_file, lambda fh: write_table(store, fh, fmt))
+            def write(tmp: str) -> int:
+                with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                    return write_table(store, fh, fmt)
+            return fileio.atomic_write(out_file, write)  # atomic, mode 0666 & ~umask
         return write_table(store, out_file, fmt)
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import NullFormatter
 import numpy as np
 
 from sparsejax import fileio, mlp
@@ -33,10 +33,21 @@ from sparsejax.analysis import pareto
 from sparsejax.search.product import select_sparsest
 
 TARGETS = (0.95, 0.995)
-METHOD_ORDER = ("gmp", "lth", "snip", "iter_snip", "force", "grasp", "synflow", "prospr", "rigl", "random", "dense")
+
+
+def method_order() -> tuple[str, ...]:
+    """Figure order, from the registry: the pruning methods in registration order, then random
+    and dense (the baselines)."""
+    from sparsejax.pruning import registry
+    last = [n for n in ("random", "dense") if n in registry.REGISTRY]
+    return tuple([n for n in registry.names() if n not in last] + last)
+
+
+METHOD_ORDER = method_order()
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
             "#bcbd22", "#7f7f7f", "#393b79")
-METHOD_COLORS = dict(zip(METHOD_ORDER, _PALETTE))
+# the paper's nine pruning methods, random and dense keep the palette; later methods get a hashed colour
+METHOD_COLORS = dict(zip(METHOD_ORDER[:9] + METHOD_ORDER[-2:], _PALETTE))
 SEARCH_LABEL = "Comb."
 SEARCH_COLOR = "#000000"
 STYLE = {
@@ -77,7 +88,7 @@ def method_color(method: str) -> str:
 
 
 def ordered_methods(methods: Sequence[str]) -> list[str]:
-    known = [m for m in METHOD_ORDER if m in methods]
+    known = [m for m in method_order() if m in methods]
     return known + sorted(set(methods) - set(known))
 
 
@@ -125,19 +136,32 @@ def _figure(n_panels: int, ncols: int | None = None, panel: tuple[float, float] 
 
 
 def _width_axis(ax, widths: Sequence[int]) -> None:
-    """Log-2 x axis with a plain tick at every width drawn."""
+    """Log-2 x axis with a plain tick at every width drawn; one width gets an octave of room on
+    each side (not a degenerate axis), many widths get slanted labels that do not collide."""
+    ws = sorted({int(w) for w in widths})
     ax.set_xscale("log", base=2)
-    ax.set_xticks(list(widths), [str(int(w)) for w in widths])
+    ax.set_xticks(ws, [str(w) for w in ws])
     ax.xaxis.set_minor_formatter(NullFormatter())
+    if len(ws) == 1:
+        ax.set_xlim(ws[0] / 2, ws[0] * 2)
+    elif len(ws) > 6:
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.set_xlabel("width")
 
 
-def _plain_log_axis(axis) -> None:
-    """Plain numbers (not 10^k) on a log axis."""
-    fmt = ScalarFormatter()
-    fmt.set_scientific(False)
-    axis.set_major_formatter(fmt)
-    axis.set_minor_formatter(NullFormatter())
+def nice_log_ticks(lo: float, hi: float) -> list[int]:
+    """Round tick values (1, 2, 3, 5 × 10^k) spanning [lo, hi] on a log axis, at least two, so
+    a narrow range (phase 1 at D = 4: nnz 7 … 57) is not labelled by a lone "10"."""
+    lo, hi = max(float(lo), 1.0), max(float(hi), 1.0)
+    cands = [m * 10 ** k for k in range(0, 7) for m in (1, 2, 3, 5)]
+    inside = [c for c in cands if lo <= c <= hi]
+    if len(inside) > 8:
+        inside = [c for c in inside if str(c)[0] in "15"]
+    if len(inside) < 2:
+        below = [c for c in cands if c < lo][-1:] if lo > 1 else []
+        above = [c for c in cands if c > hi][:1]
+        inside = below + inside + above
+    return inside
 
 
 def _legend_outside(fig: Figure, axes: Sequence) -> None:
@@ -164,14 +188,19 @@ def _inits(rows: Sequence[Mapping[str, Any]], kind: str | Sequence[str]) -> list
     return sorted(names, key=lambda n: (n != "random", n))
 
 
-def _target_lines(ax, targets: Sequence[float]) -> None:
-    for t in targets:
-        ax.axhline(100 * t, color="#555555", lw=0.7, ls=":", zorder=0)
+def _target_lines(ax, targets: Sequence[float], colors: Sequence[str] | None = None) -> None:
+    """Dotted horizontal lines at the targets, each labelled ("95 %") at the right edge."""
+    for i, t in enumerate(targets):
+        color = colors[i] if colors else "#555555"
+        ax.axhline(100 * t, color=color, lw=0.7, ls=":", zorder=0)
+        ax.text(1.0, 100 * t, f"{100 * t:g} %", transform=ax.get_yaxis_transform(), ha="right", va="bottom",
+                fontsize=6.5, color=color, zorder=1)
 
 
 def _search_frontier(ax, rows: Sequence[Mapping[str, Any]], init: str) -> bool:
-    """Draw the combinatorial search's frontier (phase-2 runs of `init`); True if drawn."""
-    x, y = _points([r for r in rows if r.get("kind") == "search" and r.get("init_name") == init])
+    """Draw the combinatorial search's frontier (every search run of `init`: phase 1's structured
+    models and phase 2's masks); True if drawn."""
+    x, y = _points([r for r in rows if r.get("kind") in pareto.SEARCH_KINDS and r.get("init_name") == init])
     if x.size == 0:
         return False
     f = pareto.pareto_frontier(x, y)
@@ -221,8 +250,8 @@ def fig_phase1(rows: Sequence[Mapping[str, Any]], init: str = "random", targets:
     fig, (ax,) = _figure(1, panel=(4.6, 3.2))
     ax.scatter(nnz[ok], 100 * best[ok], s=6, color="#7f7f7f", alpha=0.5, lw=0, label="configurations")
     marks = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e")
+    _target_lines(ax, targets, marks)
     for t, color in zip(targets, marks):
-        ax.axhline(100 * t, color=color, lw=0.7, ls=":")
         sel = phase1_selection(rows, t, init)
         if sel is None:
             continue
@@ -230,11 +259,14 @@ def fig_phase1(rows: Sequence[Mapping[str, Any]], init: str = "random", targets:
         ax.scatter([n], [100 * a], marker="*", s=90, color=color, edgecolor="black", lw=0.5, zorder=5,
                    label=f"sparsest > {100 * t:g}%: {c}, {n} nnz, {100 * a:.2f}%")
     ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
+    ticks = nice_log_ticks(nnz[ok].min(), nnz[ok].max())
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(min(ticks[0], nnz[ok].min()) / 1.08, max(ticks[-1], nnz[ok].max()) * 1.08)
     ax.set_xlabel("structured nnz (weights + biases)")
     ax.set_ylabel("best accuracy (%)")
     ax.set_title(f"Phase 1 of the combinatorial search ({text(init)} init)")
-    ax.legend(loc="lower right")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1, fontsize=7)  # never over points
     return fig
 
 
@@ -447,6 +479,12 @@ def fig_disconnected_vs_width(rows: Sequence[Mapping[str, Any]], init: str = "ra
     widths = sorted({int(w) for d in data.values() for w in d["width"]})
     for ax in (ax_d, ax_c):
         _width_axis(ax, widths)
+    # all-zero data must not give a degenerate axis (matplotlib's ±0.04 around 0)
+    top_d = max([float(np.nanmax(np.asarray(d["mean"]) + np.nan_to_num(np.asarray(d["stderr"]))))
+                 for d in data.values()] + [0.0])
+    top_c = max([float(np.nanmax(100 * np.asarray(d["collapse"]))) for d in data.values()] + [0.0])
+    ax_d.set_ylim(0, max(1.0, 1.15 * top_d))
+    ax_c.set_ylim(0, max(5.0, min(100.0, 1.15 * top_c) if top_c < 100 else 102.0))
     ax_d.set_ylabel("disconnected weights (direct − effective)")
     ax_c.set_ylabel("runs with layer collapse (%)")
     ax_d.set_title("weights off every input→output path")

@@ -119,7 +119,7 @@ def search_table(rows: Sequence[Mapping[str, Any]]) -> tuple[Table, list[Mapping
 def first_nnz_table(rows: Sequence[Mapping[str, Any]], width: int = 16, init: str = "random") -> Table:
     """Per method, the first model nnz whose accuracy reaches each target (width 16, random init)."""
     prune = [r for r in rows if r.get("kind") == "pruning" and r.get("width") == width and r.get("init_name") == init]
-    search = [r for r in rows if r.get("kind") == "search" and r.get("init_name") == init]
+    search = [r for r in rows if r.get("kind") in pareto.SEARCH_KINDS and r.get("init_name") == init]
     out = []
     paper_methods = {m for t in TARGETS for m in PAPER_FIRST_NNZ[t] if m != "search"}
     methods = figures.ordered_methods({r["method"] for r in prune} | paper_methods)
@@ -138,14 +138,14 @@ def first_nnz_table(rows: Sequence[Mapping[str, Any]], width: int = 16, init: st
 
 def matches_table(rows: Sequence[Mapping[str, Any]], init: str = "random") -> Table:
     """Pruning runs that match or beat the search (at ≥ 95 % and at ≥ 99.5 %)."""
-    search = [r for r in rows if r.get("kind") == "search" and r.get("init_name") == init]
+    search = [r for r in rows if r.get("kind") in pareto.SEARCH_KINDS and r.get("init_name") == init]
     prune = [r for r in rows if r.get("kind") == "pruning" and r.get("init_name") == init and not r.get("diverged")
              and r.get("accuracy") is not None and r.get("model_nnz") is not None]
     bars = {}
     for t in TARGETS:
         ours = pareto.first_nnz_reaching(pareto.column(search, "model_nnz", True), pareto.column(search, "accuracy", True), t) if search else None
         bars[t] = (ours, "ours") if ours is not None else (PAPER_FIRST_NNZ[t]["search"], "paper")
-    hits = [r for r in prune if any(r["accuracy"] >= t and r["model_nnz"] <= bars[t][0] for t in TARGETS)]
+    hits = [r for r in prune if any(r["accuracy"] > t and r["model_nnz"] <= bars[t][0] for t in TARGETS)]
     out = [[flops_lib.METHOD_LABELS.get(r["method"], r["method"]), _num(r.get("width")), r["model_nnz"], _pct(r["accuracy"]),
             r["run_id"]] for r in sorted(hits, key=lambda r: (r["model_nnz"], -r["accuracy"]))[:20]]
     caption = (f"Pruning runs matching the search ({init} init): {len(hits)} of {len(prune)} "
@@ -223,6 +223,8 @@ caption{text-align:left;font-weight:600;padding:.3em 0}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f4f4f4}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#444}code{background:#f4f4f4;padding:0 .2em}
+.finding{background:#f3f8ff;border:1px solid #b6d0f0;border-radius:6px;padding:.2em 1em .6em}
+.finding h2{margin-top:.6em}
 """
 
 
@@ -247,7 +249,34 @@ def render_figure(title: str, png_path: str, svg_path: str | None) -> str:
             f"<figcaption>{_e(title)}{link}</figcaption></figure>")
 
 
-def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Sequence[tuple[str, list[str]]]) -> str:
+def finding_html(found: Mapping[str, Any], links: Sequence[tuple[str, str]] = (), notes: Sequence[str] = ()) -> str:
+    """The finding section that opens the report: the sparsest search model above the target
+    next to every pruning method's sparsest one (``pareto.finding``), the sentence, links
+    (``(text, href)``, e.g. the side-by-side viewer page) and free-text notes (HTML-escaped)."""
+    t = found["target"]
+    rows = []
+    s = found["search"]
+    rows.append(["combinatorial search (phase 1 + 2)", *(_row_cells(s))])
+    for m, r in sorted(found["methods"].items(), key=lambda kv: (kv[1] is None, kv[1]["model_nnz"] if kv[1] else 0)):
+        rows.append([f"{flops_lib.METHOD_LABELS.get(m, m)} ({found['runs'][m]} runs)", *_row_cells(r)])
+    table = (f"Sparsest model above {100 * t:g} % accuracy", ["who", "model nnz", "accuracy", "run"], rows)
+    parts = ['<section class="finding"><h2>The finding</h2>', f"<p><b>{_e(found['sentence'])}</b></p>",
+             render_table(table)]
+    if links:
+        parts.append("<p>" + " · ".join(f'<a href="{_e(href)}">{_e(text)}</a>' for text, href in links) + "</p>")
+    parts += [f"<p>{_e(n)}</p>" for n in notes]
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _row_cells(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return ["—", "none above the target", ""]
+    return [str(r["model_nnz"]), _pct(r["accuracy"]), str(r.get("run_id", ""))]
+
+
+def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Sequence[tuple[str, list[str]]],
+                lead_html: str = "") -> str:
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -255,6 +284,7 @@ def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Seq
              "<h1>Sparsest models elude pruning: reproduction report</h1>",
              f"<p>Store <code>{_e(store_path)}</code>: {n_runs} runs. Generated {_e(when)}. "
              "Accuracies are on the full training set (SPEC §2); nnz are model nnz (weights + biases).</p>",
+             lead_html,
              "<h2>Headline numbers: ours next to the paper's</h2>"]
     parts += [render_table(t) for t in tables]
     parts.append("<h2>Figures</h2>")
@@ -279,9 +309,12 @@ def _group_paths(paths: Sequence[str]) -> list[list[str]]:
 
 def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectivity: bool = True,
                  after_training: bool = True, theorem_widths: Sequence[int] = THEOREM_WIDTHS,
-                 log: Callable[[str], None] = lambda s: None) -> str:
+                 log: Callable[[str], None] = lambda s: None, lead_html: str = "",
+                 extra_files: Sequence[str] = ()) -> str:
     """Write every figure and ``report.html`` into `out_dir`; returns the report's path.
-    Raises ``StoreError`` (before anything is written) when `store_path` is not a store."""
+    ``lead_html`` opens the page (the main job's finding, :func:`finding_html`); ``extra_files``
+    are pages written beside it (kept by the manifest). Raises ``StoreError`` (before anything
+    is written) when `store_path` is not a store."""
     rows = pareto.load_table(store_path)
     log(f"loaded {len(rows)} runs")
     if connectivity:
@@ -317,9 +350,9 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
         figures.theorem_plot(out_dir, counts, widths, trials=mc_trials))
     log(f"wrote {len(figs)} figures")
     path = os.path.join(out_dir, "report.html")
-    page = render_html(store_path, len(rows), tables, figs)
+    page = render_html(store_path, len(rows), tables, figs, lead_html=lead_html)
     fileio.atomic_write_text(path, page)
-    _replace_manifest(out_dir, [path, *written])
+    _replace_manifest(out_dir, [path, *written, *extra_files])
     return path
 
 

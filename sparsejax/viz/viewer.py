@@ -26,13 +26,12 @@ import os
 import re
 import secrets
 import struct
-import tempfile
 import zlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sparsejax import data, mlp
+from sparsejax import data, fileio, mlp
 from sparsejax.viz import network
 
 VIEWER_VERSION = 1
@@ -252,21 +251,8 @@ def build_html(models: Sequence[ModelSpec], title: str | None = None, **kwargs: 
 
 
 def write_html(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` atomically (a temp file renamed into place: no partial file on failure)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".html", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a page is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``text`` atomically with mode 0666 & ~umask (``sparsejax.fileio``)."""
+    fileio.atomic_write_text(path, text)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -1,0 +1,74 @@
+"""Predicted wall time of a plan: model-steps per trained shape over measured throughput.
+
+The unit of work is the model-step (one SGD step of one model on a minibatch of 128,
+``sparsejax.sweep.plan.run_cost``). How fast a shape trains was measured on this project's
+2-core CPU machine with
+
+    PYTHONPATH=. python benchmarks/cost_table.py --steps=200
+
+(``benchmarks.throughput.time_shape``: a population of 1,024 models, the step kernel ``auto``
+picks, median of 3 chunks after a compiling warm-up). :data:`MEASURED` holds those numbers and
+:data:`MEASURED_ON` says when and under what load: the machine was shared, so they are below
+what an idle machine gives (``benchmarks/RESULTS.md``: 109,685 model-steps/s at width 16 idle,
+against the loaded number here). Other shapes are interpolated log-linearly in the weight count
+(the per-step work), clamped at the measured ends; the prediction is a plain-number estimate —
+compiles, evaluation and pruning-at-init work are not in it (a few percent on long sweeps, more
+on a demo-sized one, which is why the demo also reports its measured time).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+from sparsejax import mlp
+
+# (d1, d2, d3) -> model-steps/s, P = 1024, kernel "auto" (see the module docstring).
+MEASURED: dict[tuple[int, int, int], float] = {
+    (3, 3, 3): 96_157,
+    (4, 4, 4): 80_000,
+    (7, 3, 3): 85_648,
+    (16, 16, 16): 12_083,
+    (32, 32, 32): 3_000,
+    (64, 64, 64): 800,
+}
+MEASURED_ON = ("2026-12-02, 2-core Intel Xeon (AVX-512), jax 0.10.2 CPU, shared with other jobs "
+               "(load average ~13 on 2 cores)")
+
+
+def _points() -> list[tuple[float, float]]:
+    pts = sorted((float(mlp.weight_count(s)), float(r)) for s, r in MEASURED.items())
+    return pts
+
+
+def throughput(shape: Iterable[int]) -> float:
+    """Model-steps/s of a population of ``shape`` (hidden widths): the measured number, else a
+    log-linear interpolation in the weight count between the nearest measured shapes."""
+    shape = tuple(int(d) for d in shape)
+    if shape in MEASURED:
+        return float(MEASURED[shape])
+    n = float(mlp.weight_count(shape))
+    pts = _points()
+    if n <= pts[0][0]:
+        return pts[0][1]
+    if n >= pts[-1][0]:  # beyond the widest shape measured: per-step work grows with the weights
+        return pts[-1][1] * pts[-1][0] / n
+    for (n0, r0), (n1, r1) in zip(pts, pts[1:]):
+        if n0 <= n <= n1:
+            t = (math.log(n) - math.log(n0)) / (math.log(n1) - math.log(n0))
+            return math.exp(math.log(r0) + t * (math.log(r1) - math.log(r0)))
+    raise AssertionError("unreachable")
+
+
+def seconds(steps_by_shape: Mapping[tuple[int, ...], int]) -> float:
+    """Predicted training seconds of ``{trained shape: model-steps}``."""
+    return sum(int(steps) / throughput(shape) for shape, steps in steps_by_shape.items())
+
+
+def hms(secs: float) -> str:
+    """``1 h 02 min`` / ``4 min 10 s`` / ``12 s``: a predicted duration for humans."""
+    secs = max(0.0, float(secs))
+    if secs >= 3600:
+        return f"{int(secs // 3600)} h {int(secs % 3600 // 60):02d} min"
+    if secs >= 60:
+        return f"{int(secs // 60)} min {int(secs % 60):02d} s"
+    return f"{secs:.0f} s"
