@@ -126,3 +126,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_cost_model_uses_measured_numbers_and_interpolates_between_them():
+    from sparsejax import mlp
+    from sparsejax.sweep import cost
+    for shape, rate in cost.MEASURED.items():
+        assert cost.throughput(shape) == rate
+    (a, ra), (b, rb) = sorted(cost.MEASURED.items(), key=lambda kv: mlp.weight_count(kv[0]))[-2:]
+    mid = cost.throughput((96, 96, 96))  # between the two widest measured shapes
+    assert min(ra, rb) <= mid <= max(ra, rb)
+    widest = max(cost.MEASURED, key=mlp.weight_count)
+    big = (256, 256, 256)  # beyond the widest: slower in proportion to the weights
+    assert cost.throughput(big) == pytest.approx(
+        cost.MEASURED[widest] * mlp.weight_count(widest) / mlp.weight_count(big))
+    assert cost.seconds({(3, 3, 3): int(cost.MEASURED[(3, 3, 3)]) * 10}) == pytest.approx(10)
+    assert cost.hms(3725) == "1 h 02 min" and cost.hms(250) == "4 min 10 s" and cost.hms(12) == "12 s"

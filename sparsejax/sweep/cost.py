@@ -5,13 +5,16 @@ The unit of work is the model-step (one SGD step of one model on a minibatch of 
 2-core CPU machine with
 
     PYTHONPATH=. python benchmarks/cost_table.py --steps=200
+    PYTHONPATH=. python benchmarks/cost_table.py --steps=40 --repeats=2 --population=256 \
+        --shapes=64-64-64,128-128-128
 
-(``benchmarks.throughput.time_shape``: a population of 1,024 models, the step kernel ``auto``
-picks, median of 3 chunks after a compiling warm-up). :data:`MEASURED` holds those numbers and
+(``benchmarks.throughput.time_shape``: a population of models, the step kernel ``auto`` picks,
+median of timed chunks after a compiling warm-up). :data:`MEASURED` holds those numbers and
 :data:`MEASURED_ON` says when and under what load: the machine was shared, so they are below
 what an idle machine gives (``benchmarks/RESULTS.md``: 109,685 model-steps/s at width 16 idle,
 against the loaded number here). Other shapes are interpolated log-linearly in the weight count
-(the per-step work), clamped at the measured ends; the prediction is a plain-number estimate —
+(the per-step work); below the smallest measured shape its number is used, beyond the widest the
+rate falls with the weight count; the prediction is a plain-number estimate —
 compiles, evaluation and pruning-at-init work are not in it (a few percent on long sweeps, more
 on a demo-sized one, which is why the demo also reports its measured time).
 """
@@ -22,17 +25,22 @@ from typing import Iterable, Mapping
 
 from sparsejax import mlp
 
-# (d1, d2, d3) -> model-steps/s, P = 1024, kernel "auto" (see the module docstring).
+# (d1, d2, d3) -> model-steps/s with kernel "auto", measured by benchmarks/cost_table.py on the
+# shared 2-core machine (2026-12-02 05:21-05:45 UTC, load average 8-15 from other jobs, so the
+# numbers are noisy: (7,3,3) came out faster than (3,3,3) because the load changed between rows).
+# P = 1024, 200 steps, median of 3 up to width 32; P = 256, 40 steps, median of 2 at 64 and 128
+# (128 trains with the XLA step: above the fused kernel's range).
 MEASURED: dict[tuple[int, int, int], float] = {
-    (3, 3, 3): 96_157,
-    (4, 4, 4): 80_000,
-    (7, 3, 3): 85_648,
-    (16, 16, 16): 12_083,
-    (32, 32, 32): 3_000,
-    (64, 64, 64): 800,
+    (3, 3, 3): 50_793,
+    (4, 4, 4): 32_661,
+    (7, 3, 3): 127_690,
+    (16, 16, 16): 40_993,
+    (32, 32, 32): 4_303,
+    (64, 64, 64): 598,
+    (128, 128, 128): 119,
 }
 MEASURED_ON = ("2026-12-02, 2-core Intel Xeon (AVX-512), jax 0.10.2 CPU, shared with other jobs "
-               "(load average ~13 on 2 cores)")
+               "(load average 8-15 on 2 cores: an idle machine is several times faster)")
 
 
 def _points() -> list[tuple[float, float]]:
