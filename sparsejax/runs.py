@@ -190,8 +190,10 @@ class PopulationState:
         return self.configs[0]["method"]
 
 
-def _method(kind: str) -> registry.Method:
-    return registry.get("dense" if kind in SEARCH_KINDS else kind)
+def _method(kind: str, method_params: dict | None = None) -> registry.Method:
+    """The registry method training runs of `kind` (the search kinds train densely, their
+    masks fixed), configured with the runs' ``method_params``."""
+    return registry.get("dense") if kind in SEARCH_KINDS else registry.instance(kind, method_params)
 
 
 def prepare_population(configs: list[dict], chunk_steps: int = 390,
@@ -210,7 +212,7 @@ def prepare_population(configs: list[dict], chunk_steps: int = 390,
                              momentum=float(c0["momentum"]), weight_decay=float(c0["weight_decay"]),
                              milestones=tuple(c0["milestones"]), lr_gamma=float(c0["lr_gamma"]),
                              chunk_steps=chunk_steps)
-    method = _method(c0["method"])
+    method = _method(c0["method"], c0.get("method_params"))
     keys_P = run_keys(ids)
     lr = jnp.asarray([float(c["lr"]) for c in cfgs], jnp.float32)
     params = initial_params(cfgs, keys_P, method.init_scheme, shape)
@@ -222,7 +224,7 @@ def prepare_population(configs: list[dict], chunk_steps: int = 390,
                                   jnp.asarray(y_all), shape)
         masks = mlp.masks_from_weights(wm, "out_degree") if wm is not None else jax.tree.map(jnp.ones_like, params)
     pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], _tagged(keys_P, TAG_DATA),
-                                hook_state=method.hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
+                                hook_state=method.initial_hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
     pop = place(pop) if place is not None else pop
     return PopulationState(cfgs, ids, shape, tcfg, pop, epoch=0, t_mark=t0)
 
@@ -239,7 +241,7 @@ def advance_population(state: PopulationState, stop_epoch: int,
                        observe: Callable[[train.Population], None] | None = None) -> PopulationState:
     """`state` trained on to epoch `stop_epoch` (the schedules stay those of the full run), so
     a run advanced 0 → e → E is bit-identical to one trained straight to E (same kernel)."""
-    method = _method(state.kind)
+    method = _method(state.kind, state.configs[0].get("method_params"))
     if not resumable(state.kind):
         raise ValueError(f"method {state.kind!r} cannot be trained in prefixes (it has its own fit)")
     if not state.epoch <= int(stop_epoch) <= state.tcfg.epochs:
@@ -340,7 +342,7 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
         state = dataclasses.replace(state, trained_shapes=[tuple(int(d) for d in sh) for sh in shapes])
     else:
         pop = state.pop if place is None else place(state.pop)
-        pop = _method(state.kind).fit(pop, x_all, y_all, state.tcfg, progress=progress, observe=observe)
+        pop = _method(state.kind, state.configs[0].get("method_params")).fit(pop, x_all, y_all, state.tcfg, progress=progress, observe=observe)
     return finish_population(dataclasses.replace(state, pop=pop, epoch=state.tcfg.epochs))
 
 
@@ -348,6 +350,6 @@ def compactable(state: PopulationState) -> bool:
     """Whether a population's runs may train at compacted widths (:mod:`sparsejax.compaction`):
     pruning-at-init runs (their masks are fixed before training and the method trains in one
     plain pass, no hook); exact up to float summation order."""
-    method = _method(state.kind)
+    method = _method(state.kind, state.configs[0].get("method_params"))
     return (state.kind not in SEARCH_KINDS and method.needs_budget
             and compaction.eligible(method, state.tcfg, data.load(state.configs[0]["dataset"])[0].shape[0]))

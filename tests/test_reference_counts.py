@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from sparsejax import mlp, train
-from sparsejax.pruning import magnitude, registry, rigl, schedules, topk
+from sparsejax.pruning import base, magnitude, registry, rigl, schedules, topk
 
 WIDTHS = (3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256)
 BUDGETS = tuple(range(15, 27)) + (30, 33, 37, 40, 44, 50, 53, 55, 57, 60, 65)
@@ -151,14 +151,14 @@ def test_old_float32_guard_would_fail_this_test():
 
 
 def test_at_init_methods_receive_the_reference_counts(monkeypatch):
-    """What _prune_at_init (the jitted scorer every population runs) is handed."""
+    """What base._prune_at_init (the jitted scorer every population runs) is handed."""
     seen = {}
 
-    def capture(score, params, budget, key, lr, x_all, y_all, widths, counts_PxK=None):
-        seen[score] = np.asarray(counts_PxK)
+    def capture(method, params, budget, key, lr, x_all, y_all, widths, counts_PxK=None):
+        seen[method.name] = np.asarray(counts_PxK)
         return ()
 
-    monkeypatch.setattr(registry, "_prune_at_init", capture)
+    monkeypatch.setattr(base, "_prune_at_init", capture)
     w = 16
     budgets = np.asarray([b for ww, b in GRID if ww == w], np.int32)
     n = n_weights(w)

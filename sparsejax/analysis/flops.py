@@ -56,13 +56,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-import jax
 import numpy as np
 
 from sparsejax import mlp
-from sparsejax.pruning import magnitude, rigl, topk
+from sparsejax.pruning import schedules
 
 N_EXAMPLES = 49_982
 BATCH = 128
@@ -74,15 +73,26 @@ TABLE1_METHODS = ("lth", "dense", "gmp", "rigl", "grasp", "prospr", "snip", "ite
 # The paper's Table 1 (width 16, 55 nonzero weights).
 PAPER_TABLE1 = {"lth": 3.4e9, "dense": 1.5e9, "gmp": 5.3e8, "rigl": 2.1e8, "grasp": 2.0e8, "prospr": 1.9e8,
                 "snip": 1.9e8, "iter_snip": 1.9e8, "force": 1.9e8, "synflow": 1.9e8}
-METHOD_LABELS = {"lth": "LTH", "dense": "Dense training", "gmp": "GMP", "rigl": "RigL", "grasp": "GraSP",
-                 "prospr": "ProsPr", "snip": "SNIP", "iter_snip": "Iter SNIP", "force": "FORCE",
-                 "synflow": "SynFlow", "random": "Random", "sfp": "Structure-first (ours)"}
 
-ITER_SNIP_STEPS = 10
-GRASP_SAMPLES = 50
-GRASP_GRAD_PASSES = 3
-SYNFLOW_ITERS = 100
-PROSPR_GRAD_PASSES = 7
+
+class _Labels(Mapping):
+    """Method name -> figure label, read from the registry (each method's ``label``)."""
+
+    def _registry(self) -> dict:
+        from sparsejax.pruning import registry
+        return {n: registry.get(n).label for n in registry.names()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._registry()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry())
+
+    def __len__(self) -> int:
+        return len(self._registry())
+
+
+METHOD_LABELS: Mapping[str, str] = _Labels()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,14 +117,6 @@ def _convention(convention: str | Convention) -> Convention:
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; allowed: {', '.join(CONVENTIONS)}")
     return CONVENTIONS[convention]
-
-
-# The project's schedule functions are traceable jnp code; jitted once each here (eager jnp would
-# compile every primitive separately, seconds per table).
-_exponential_count = jax.jit(topk.exponential_count, static_argnums=(0, 3))
-_gmp_target = jax.jit(magnitude.gmp_target, static_argnums=(1,))
-_lth_targets = jax.jit(magnitude.lth_targets, static_argnums=(0,))
-_erk_counts = jax.jit(rigl.erk_counts, static_argnums=(0,))
 
 
 # ----------------------------------------------------------------------------- bias model
@@ -156,96 +158,93 @@ def params_at(widths: Sequence[int], weights: int) -> float:
 
 def erk_layer_counts(widths: Sequence[int], budget: int) -> np.ndarray:
     """RigL's per-layer counts (the project's ERK, :func:`sparsejax.pruning.rigl.erk_counts`)."""
-    return np.asarray(_erk_counts(tuple(mlp.layer_shapes(widths)), int(budget)), np.int64)
+    from sparsejax.pruning import rigl
+    return rigl.erk_layer_counts(widths, budget)
 
 
 # ----------------------------------------------------------------------------- schedules
 
 
-def _exp_counts(n_total: int, budget: int, steps: Sequence[int], n_steps: int) -> np.ndarray:
-    return np.asarray(_exponential_count(int(n_total), int(budget), np.asarray(steps, np.int32), int(n_steps)),
-                      np.int64)
+def weights_per_step(n_total: int, event_steps: Sequence[int], counts: Sequence[int], total_steps: int) -> np.ndarray:
+    """Weights trained at every step (T,): N until the first event, then each event's count."""
+    out = np.full((int(total_steps),), int(n_total), np.int64)
+    for step, m in zip(event_steps, counts):
+        out[int(step):] = int(m)
+    return out
 
 
 def gmp_weight_counts(n_total: int, budget: int, total_steps: int = TOTAL_STEPS) -> np.ndarray:
-    """Weights trained at every step (T,) under GMP's cubic schedule (SPEC §5)."""
-    events = magnitude.gmp_event_steps(total_steps)
-    targets = np.asarray(_gmp_target(np.arange(1, len(events) + 1), int(n_total), int(budget)), np.int64)
-    counts = np.full((total_steps,), n_total, np.int64)
-    for step, m in zip(events, targets):
-        counts[int(step):] = m
-    return counts
+    """Weights trained at every step (T,) under GMP's default schedule (SPEC §5)."""
+    return weights_per_step(n_total, schedules.gmp_event_steps(total_steps),
+                            schedules.gmp_counts(n_total, budget, total_steps), total_steps)
 
 
-def lth_round_counts(n_total: int, budget: int) -> np.ndarray:
-    """Weights trained in each of the 5 LTH rounds (N first, B last)."""
-    return np.concatenate([[n_total], np.asarray(_lth_targets(int(n_total), int(budget)), np.int64)])
+def lth_round_counts(n_total: int, budget: int, rounds: int = schedules.LTH_ROUNDS) -> np.ndarray:
+    """Weights trained in each LTH round (N first, B last): ``schedules.lth_counts``."""
+    return np.concatenate([[int(n_total)], schedules.lth_counts(n_total, budget, rounds)]).astype(np.int64)
 
 
 def rigl_update_steps(total_steps: int = TOTAL_STEPS) -> int:
-    """Steps t with t % ΔT == 0 and 0 < t < 0.75·T (146 for T = 19,500)."""
-    t_end = rigl.RIGL_END_FRACTION * total_steps
-    return sum(1 for t in range(rigl.RIGL_DELTA_T, total_steps, rigl.RIGL_DELTA_T) if t < t_end)
+    """RigL's update iterations (146 for T = 19,500): ``schedules.rigl_event_steps``."""
+    return len(schedules.rigl_event_steps(total_steps))
 
 
 # ----------------------------------------------------------------------------- per method
 
 
+@dataclasses.dataclass(frozen=True)
+class FlopsContext:
+    """What a method's ``flops`` needs: the convention, the shape, the budget and the bias model.
+    ``sparse``: parameters of the network at B weights (uniform placement, or the measured
+    ``final_model_nnz``); ``dense``: of the full network."""
+    conv: Convention
+    widths: tuple[int, ...]
+    budget: int
+    total_steps: int = TOTAL_STEPS
+    batch: int = BATCH
+    final_model_nnz: float | None = None
+
+    @property
+    def n_total(self) -> int:
+        return mlp.weight_count(self.widths)
+
+    @property
+    def dense(self) -> float:
+        return params_at(self.widths, self.n_total)
+
+    @property
+    def sparse(self) -> float:
+        return float(self.final_model_nnz) if self.final_model_nnz is not None else params_at(self.widths, self.budget)
+
+    def params_at(self, weights: int) -> float:
+        """Parameters of a network with `weights` weights (B: ``sparse``, which may be measured)."""
+        return self.sparse if int(weights) == self.budget else params_at(self.widths, weights)
+
+    def uniform(self, weights: int) -> float:
+        """Parameters of a network with `weights` uniformly placed weights (the bias model)."""
+        return params_at(self.widths, weights)
+
+    def step(self, params: float) -> float:
+        """One training step (a gradient pass over a minibatch) of a network with `params`."""
+        return self.conv.pass_flops(self.batch, params)
+
+    def steps_at(self, weights_T: np.ndarray) -> float:
+        """Training steps at the given weight count per step (T,)."""
+        uniq, times = np.unique(np.asarray(weights_T), return_counts=True)
+        return float(sum(int(t) * self.step(self.params_at(int(c))) for c, t in zip(uniq, times)))
+
+
 def method_flops(method: str, width: int = 16, budget: int = 55, convention: str | Convention = MODEL_TOOLS,
                  final_model_nnz: float | None = None, total_steps: int = TOTAL_STEPS,
-                 batch: int = BATCH, depth: int = 3) -> dict[str, float]:
-    """``{"prune": ..., "train": ..., "total": ...}`` FLOPs of one run of `method` (module
-    docstring). `final_model_nnz` replaces the bias model for the phase trained at B weights."""
-    conv = _convention(convention)
-    widths = (int(width),) * depth
-    n_total = mlp.weight_count(widths)
-    dense = params_at(widths, n_total)
-    if method == "rigl":
-        counts = erk_layer_counts(widths, budget)
-        sparse = float(budget) + expected_bias_nnz(widths, layer_counts=counts)
-    else:
-        sparse = params_at(widths, budget)
-    if final_model_nnz is not None:
-        sparse = float(final_model_nnz)
-    step = lambda params: conv.pass_flops(batch, params)  # one training step
-    prune = 0.0
-    if method == "dense":
-        train = total_steps * step(dense)
-    elif method in ("random", "snip", "iter_snip", "force", "grasp", "synflow", "prospr"):
-        train = total_steps * step(sparse)
-        if method == "snip":
-            prune = step(dense)
-        elif method in ("iter_snip", "force"):
-            counts = _exp_counts(n_total, budget, range(ITER_SNIP_STEPS), ITER_SNIP_STEPS)
-            prune = sum(step(params_at(widths, c)) for c in counts)
-        elif method == "grasp":
-            prune = GRASP_GRAD_PASSES * conv.pass_flops(GRASP_SAMPLES, dense)
-        elif method == "synflow":
-            all_biases = dense - n_total
-            counts = _exp_counts(n_total, budget, range(SYNFLOW_ITERS), SYNFLOW_ITERS)
-            prune = sum(conv.pass_flops(1, c + all_biases) for c in counts)
-        elif method == "prospr":
-            prune = PROSPR_GRAD_PASSES * step(dense)
-    elif method == "gmp":
-        counts = gmp_weight_counts(n_total, budget, total_steps)
-        uniq, times = np.unique(counts, return_counts=True)
-        train = sum(t * step(sparse if c == budget else params_at(widths, c)) for c, t in zip(uniq, times))
-    elif method == "lth":
-        train = sum(total_steps * step(sparse if c == budget else params_at(widths, c))
-                    for c in lth_round_counts(n_total, budget))
-    elif method == "sfp":  # issue 16: unit then weight schedule; one dense gradient per event
-        from sparsejax.pruning import structure_first
-        counts, events = structure_first.param_counts_per_step(widths, budget, total_steps)
-        if final_model_nnz is not None:
-            counts = np.where(counts == counts[-1], sparse, counts)
-        uniq, times = np.unique(counts, return_counts=True)
-        train = sum(t * step(float(c)) for c, t in zip(uniq, times))
-        prune = events * step(dense)
-    elif method == "rigl":
-        updates = rigl_update_steps(total_steps)
-        train = (total_steps - updates) * step(sparse) + updates * step(dense)
-    else:
-        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(TABLE1_METHODS + ('random',))}")
+                 batch: int = BATCH, depth: int = 3, method_params: Mapping[str, Any] | None = None
+                 ) -> dict[str, float]:
+    """``{"prune": ..., "train": ..., "total": ...}`` FLOPs of one run of `method` with
+    `method_params` (module docstring): the method's own ``flops``. `final_model_nnz` replaces
+    the bias model for the phase trained at B weights."""
+    from sparsejax.pruning import registry
+    ctx = FlopsContext(_convention(convention), (int(width),) * depth, int(budget), int(total_steps), int(batch),
+                       None if final_model_nnz is None else float(final_model_nnz))
+    prune, train = registry.instance(method, method_params).flops(ctx)
     return {"prune": float(prune), "train": float(train), "total": float(prune + train)}
 
 

@@ -4,17 +4,21 @@ fraction schedule and one drop/grow mask update (SPEC §5, paper B.3).
 Everything here is traceable: the budget may be a traced int32 scalar (one compiled program for
 every budget; vmap over a population of budgets). Layer shapes are static Python tuples
 (fan_in, fan_out). Masks are tuples of (I, O) 0/1 float32 weight masks; the caller derives the
-bias masks, zeroes grown weights and their momentum and skips the optimiser step.
+bias masks, zeroes grown weights and their momentum and skips the optimiser step. The
+registered method (:class:`RigL`, its params and mask hook) is at the end.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+import functools
+from typing import ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparsejax.pruning import schedules
+from sparsejax import train
+from sparsejax.pruning import base, registry, schedules
 from sparsejax.pruning.topk import (descending_rank, restrict, unflatten_torch_order,
                                     weights_of)
 
@@ -142,3 +146,111 @@ def rigl_update(params: Params, masks, dense_grads, drop_fraction=None,
         new_N = (kept_N | grown_N).astype(jnp.float32)
         out.append(unflatten_torch_order(new_N, [tuple(w.shape)])[0])
     return tuple(out)
+
+
+# ------------------------------------------------------------------------------------ the method
+
+
+_erk_counts_jit = jax.jit(erk_counts, static_argnums=(0,))
+
+
+def erk_layer_counts(widths: Sequence[int], budget: int) -> np.ndarray:
+    """Host int64 (L,) ERK counts of one budget (:func:`erk_counts`, jitted once per shape)."""
+    from sparsejax import mlp
+    return np.asarray(_erk_counts_jit(tuple(mlp.layer_shapes(tuple(widths))), int(budget)), np.int64)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _erk_start(layer_shapes: tuple, budget_P: Array, key_P: Array) -> tuple:
+    """(P-batched) ERK random start masks: exactly B weights, ERK counts per layer."""
+    def one(b, k):
+        return erk_random_masks(jax.random.wrap_key_data(k), layer_shapes, erk_counts(layer_shapes, b))
+    return jax.vmap(one)(budget_P, key_P)
+
+
+@dataclasses.dataclass(frozen=True)
+class RigLParams(base.MethodParams):
+    delta_t: int = RIGL_DELTA_T              # the reference code's update interval (the paper says 200)
+    end_fraction: float = RIGL_END_FRACTION  # updates while the counter is below end_fraction · T
+    alpha: float = RIGL_ALPHA                # initial drop fraction of the cosine decay
+
+    def __post_init__(self):
+        super().__post_init__()
+        base.positive_int(self, "delta_t")
+        if not 0 < self.end_fraction <= 1 or not 0 <= self.alpha <= 1:
+            raise ValueError(f"end_fraction must be in (0, 1] and alpha in [0, 1], got {self.end_fraction}, {self.alpha}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RigLHook(train.MaskHook):
+    """RigL's updates for a run of `total_steps` steps, timed as the reference's scheduler: at
+    0-based iterations i with (i + 1) % ΔT == 0 and i + 1 < T_end (99, 199, …), before that
+    iteration's gradient: the dense gradient on iteration i's minibatch (x, y), drop/grow with
+    ``hook_state[:, e]`` (the (P, E, L) drop counts of :meth:`RigL.prepare`, e = (i + 1)/ΔT − 1);
+    the SGD step of iteration i is skipped."""
+    total_steps: int
+    delta_t: int = RIGL_DELTA_T
+    end_fraction: float = RIGL_END_FRACTION
+    skip_optimizer: ClassVar[bool] = True
+
+    def is_event(self, step):
+        s = step + 1  # the reference's counter, incremented after each backward pass
+        return (s % self.delta_t == 0) & (s < schedules.rigl_t_end(self.total_steps, self.end_fraction))
+
+    def update(self, pop, step, x, y):
+        from sparsejax import mlp
+        table = pop.hook_state
+        n_events = len(schedules.rigl_event_steps(self.total_steps, self.delta_t, self.end_fraction))
+        if getattr(table, "ndim", 0) != 3 or table.shape[1] != n_events:
+            raise ValueError(f"RigL hook_state must be the (P, {n_events}, L) drop-count table (RigL.prepare), "
+                             f"got shape {getattr(table, 'shape', None)}")
+        e = (step + 1) // self.delta_t - 1
+        n_drop_PxL = jnp.take(table, e, axis=1)
+        grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)  # dense gradient at the sparse point
+        wm = jax.vmap(lambda p, m, g, d: rigl_update(p, m, g, n_drop=d))(pop.params, pop.masks, grads, n_drop_PxL)
+        old = pop.masks
+        pop = base.with_weight_masks(pop, wm)
+        # grown weights start at 0 (they were exactly 0 while masked) with a zero momentum buffer
+        momentum = jax.tree.map(lambda b, m_old, m_new: b * m_old * m_new, pop.momentum, old, pop.masks)
+        return pop._replace(momentum=momentum)
+
+
+@dataclasses.dataclass(frozen=True)
+class RigL(base.Method):
+    """RigL: ERK random start with exactly B weights, drop/grow every ΔT = 100 steps while the
+    reference's counter is below 0.75·T (146 updates at iterations 99, 199, …, 14,599 for
+    T = 19,500), the optimiser step skipped on update steps."""
+    name = "rigl"
+    label = "RigL"
+    params_type = RigLParams
+
+    def prune_at_init(self, params, budget, key, lr, x_all, y_all, widths):
+        from sparsejax import mlp
+        return list(_erk_start(tuple(mlp.layer_shapes(tuple(widths))), jnp.asarray(budget, jnp.int32), key))
+
+    def hook(self, cfg, n_examples):
+        return RigLHook(base.total_steps(cfg, n_examples), self.params.delta_t, self.params.end_fraction)
+
+    def prepare(self, pop, cfg, n_examples):
+        """hook_state := (P, E, L) weights dropped per update and layer: the reference's float64
+        int(n_on · f) with n_on each layer's live count (ERK's, constant through training)."""
+        total = base.total_steps(cfg, n_examples)
+        p = self.params
+        counts_PxL = np.stack([np.asarray(jnp.sum(l["w"], axis=(1, 2))) for l in pop.masks], axis=1).astype(np.int64)
+        n_events = len(schedules.rigl_event_steps(total, p.delta_t, p.end_fraction))
+        table = np.stack([schedules.rigl_drop_counts(c, total, p.delta_t, p.alpha, p.end_fraction)
+                          for c in counts_PxL]).reshape(len(counts_PxL), n_events, len(pop.masks)).astype(np.int32)
+        return pop._replace(hook_state=base.like(table, pop.hook_state))
+
+    def flops(self, ctx):
+        """T sparse steps on the ERK mask (biases by the bias model within each layer's count),
+        except the update steps: a dense gradient pass instead (the optimiser step is skipped)."""
+        from sparsejax.analysis.flops import expected_bias_nnz
+        sparse = ctx.sparse if ctx.final_model_nnz is not None else float(ctx.budget) + expected_bias_nnz(
+            ctx.widths, layer_counts=erk_layer_counts(ctx.widths, ctx.budget))
+        p = self.params
+        updates = len(schedules.rigl_event_steps(ctx.total_steps, p.delta_t, p.end_fraction))
+        return 0.0, (ctx.total_steps - updates) * ctx.step(sparse) + updates * ctx.step(ctx.dense)
+
+
+registry.register(RigL())

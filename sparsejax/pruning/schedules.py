@@ -17,6 +17,7 @@ import numpy as np
 
 GMP_TOTAL_STEPS = 19_500      # 50 epochs × 390 minibatches
 GMP_PRUNING_TIMES = 199       # the reference's PRUNINGTIMES: the cubic reaches B at event 199
+GMP_INTERVAL_DIVISOR = 200    # interval = int(T / (PRUNINGTIMES + 1.0))
 SYNFLOW_ITERS = 100
 ITER_STEPS = 10               # Iter SNIP / FORCE
 LTH_ROUNDS = 5
@@ -41,31 +42,33 @@ def _floor_at_budget(keep: list[int], n: int, b: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------ GMP
 
 
-def gmp_interval(total_steps: int = GMP_TOTAL_STEPS) -> int:
-    """Steps between GMP events: int(T / (199 + 1)) (97 for T = 19,500); ValueError below 1."""
-    interval = int(total_steps / (GMP_PRUNING_TIMES + 1.0))
+def gmp_interval(total_steps: int = GMP_TOTAL_STEPS, divisor: int = GMP_INTERVAL_DIVISOR) -> int:
+    """Steps between GMP events: int(T / 200.0) (97 for T = 19,500; 200 = the reference's
+    PRUNINGTIMES + 1); ValueError below 1."""
+    interval = int(total_steps / float(divisor))
     if interval < 1:
-        raise ValueError(f"GMP needs at least {GMP_PRUNING_TIMES + 1} training steps, got {total_steps}")
+        raise ValueError(f"GMP needs at least {divisor} training steps, got {total_steps}")
     return interval
 
 
-def gmp_event_steps(total_steps: int = GMP_TOTAL_STEPS) -> np.ndarray:
+def gmp_event_steps(total_steps: int = GMP_TOTAL_STEPS, divisor: int = GMP_INTERVAL_DIVISOR) -> np.ndarray:
     """0-based steps at whose start GMP prunes: t = interval·k for every k >= 1 with t < T.
     For T = 19,500 that is 201 events (97, 194, …, 19,400, 19,497): the reference's loop tests
     ``t % 97 == 0`` on every iteration, so it does not stop after PRUNINGTIMES = 199."""
-    interval = gmp_interval(total_steps)
+    interval = gmp_interval(total_steps, divisor)
     return np.arange(interval, int(total_steps), interval, dtype=np.int64)
 
 
-def gmp_counts(n_total: int, budget: int, total_steps: int = GMP_TOTAL_STEPS) -> np.ndarray:
+def gmp_counts(n_total: int, budget: int, total_steps: int = GMP_TOTAL_STEPS,
+               divisor: int = GMP_INTERVAL_DIVISOR, cubic_events: int = GMP_PRUNING_TIMES) -> np.ndarray:
     """Weights kept after each GMP event (len(gmp_event_steps(T)) ints; 201 for the paper).
 
     The reference: frac = t / (199.0 · interval), keep int(B + (N − B)·(1 − frac)³) in Python
     floats. Events 200 and 201 (frac > 1) give B − 1 there; with our floor they keep B, as
     does event 199 (frac = 1 exactly)."""
     n, b = _check(n_total, budget)
-    denom = GMP_PRUNING_TIMES * float(gmp_interval(total_steps))
-    keep = [int(b + (n - b) * ((1 - int(t) / denom) ** 3)) for t in gmp_event_steps(total_steps)]
+    denom = cubic_events * float(gmp_interval(total_steps, divisor))
+    keep = [int(b + (n - b) * ((1 - int(t) / denom) ** 3)) for t in gmp_event_steps(total_steps, divisor)]
     return _floor_at_budget(keep, n, b)
 
 
@@ -120,40 +123,41 @@ def lth_counts(n_total: int, budget: int, rounds: int = LTH_ROUNDS) -> np.ndarra
 # ------------------------------------------------------------------------------------ RigL
 
 
-def rigl_t_end(total_steps: int) -> int:
+def rigl_t_end(total_steps: int, end_fraction: float = RIGL_END_FRACTION) -> int:
     """T_end = int(0.75 · T) (14,625 for the paper)."""
-    return int(RIGL_END_FRACTION * int(total_steps))
+    return int(end_fraction * int(total_steps))
 
 
-def rigl_event_steps(total_steps: int = GMP_TOTAL_STEPS, delta_t: int = RIGL_DELTA_T) -> np.ndarray:
+def rigl_event_steps(total_steps: int = GMP_TOTAL_STEPS, delta_t: int = RIGL_DELTA_T,
+                     end_fraction: float = RIGL_END_FRACTION) -> np.ndarray:
     """0-based iterations i at which RigL updates the mask (146 for the paper: 99, 199, …, 14,599).
 
     The reference's scheduler increments its counter s after each backward pass and updates
     when s % ΔT == 0 and s < T_end, so at iteration i = s − 1: on that iteration's minibatch,
     after i SGD steps, and that iteration's SGD step is skipped."""
-    t_end = rigl_t_end(total_steps)
+    t_end = rigl_t_end(total_steps, end_fraction)
     s = np.arange(delta_t, t_end, delta_t, dtype=np.int64)
     return s - 1
 
 
 def rigl_drop_fractions(total_steps: int = GMP_TOTAL_STEPS, delta_t: int = RIGL_DELTA_T,
-                        alpha: float = RIGL_ALPHA) -> np.ndarray:
+                        alpha: float = RIGL_ALPHA, end_fraction: float = RIGL_END_FRACTION) -> np.ndarray:
     """Drop fraction at each update of :func:`rigl_event_steps`, float64: the reference's
     α/2 · (1 + cos(s·π / T_end)) with its counter s = i + 1 (so 0.3/2·(1 + cos(100π/14,625))
     at the first update)."""
-    t_end = rigl_t_end(total_steps)
-    s = rigl_event_steps(total_steps, delta_t) + 1
+    t_end = rigl_t_end(total_steps, end_fraction)
+    s = rigl_event_steps(total_steps, delta_t, end_fraction) + 1
     return np.asarray([alpha / 2 * (1 + np.cos((int(si) * np.pi) / t_end)) for si in s], np.float64)
 
 
 def rigl_drop_counts(layer_counts, total_steps: int = GMP_TOTAL_STEPS, delta_t: int = RIGL_DELTA_T,
-                     alpha: float = RIGL_ALPHA) -> np.ndarray:
+                     alpha: float = RIGL_ALPHA, end_fraction: float = RIGL_END_FRACTION) -> np.ndarray:
     """(E, L) int32: weights dropped (and regrown) in each layer at each RigL update, the
     reference's int(n_ones · drop_fraction) in float64 with n_ones the layer's live count
     (constant through training: every update drops and grows the same number). float32
     would differ by one for some n_ones ≥ 865."""
     counts = [int(c) for c in np.asarray(layer_counts).reshape(-1)]
-    return np.asarray([[int(c * f) for c in counts] for f in rigl_drop_fractions(total_steps, delta_t, alpha)],
+    return np.asarray([[int(c * f) for c in counts] for f in rigl_drop_fractions(total_steps, delta_t, alpha, end_fraction)],
                       np.int32).reshape(-1, len(counts))
 
 

@@ -317,18 +317,20 @@ class SFPHook(train.MaskHook):
 @dataclasses.dataclass(frozen=True)
 class StructureFirst:
     """The registered method "sfp": dense start, hook events as above, one 50-epoch run (the
-    sweep plan's steps multiplier is 1). It implements :class:`registry.Method`'s interface
-    without subclassing it, because ``registry`` imports this module at its end."""
+    sweep plan's steps multiplier is 1). It implements the protocol of :class:`sparsejax.pruning.base.Method`
+    (name, label, params, hook, fit, FLOPs) without subclassing it."""
     name: str = "sfp"
     needs_budget: bool = True
     init_scheme: str = "torch"
     params: SFPParams = SFPParams()
     params_type: ClassVar[type] = SFPParams  # what a run config's ``method_params`` holds
+    label: ClassVar[str] = "Structure-first (ours)"
+    training_passes: ClassVar[int] = 1
 
     def prune_at_init(self, params, budget, key, lr, x_all, y_all, widths):
         return None
 
-    def hook_state(self, budget: Array, key: Array, widths: tuple[int, ...]) -> Array:
+    def initial_hook_state(self, budget: Array, key: Array, widths: tuple[int, ...]) -> Array:
         return jnp.asarray(budget, jnp.int32)
 
     def hook(self, cfg: train.TrainConfig, n_examples: int) -> SFPHook:
@@ -344,6 +346,15 @@ class StructureFirst:
     def fit(self, pop, x_all, y_all, cfg: train.TrainConfig, progress=None, observe=None) -> train.Population:
         return train.train(pop, x_all, y_all, cfg, hook=self.hook(cfg, len(x_all)), progress=progress,
                            observe=observe)
+
+    def flops(self, ctx) -> tuple[float, float]:
+        """(prune, train): the unit then weight schedule's parameters step by step (the final
+        phase at the measured nnz when given); one dense gradient per event."""
+        counts, events = param_counts_per_step(ctx.widths, ctx.budget, ctx.total_steps, self.params)
+        if ctx.final_model_nnz is not None:
+            counts = np.where(counts == counts[-1], ctx.final_model_nnz, counts)
+        uniq, times = np.unique(counts, return_counts=True)
+        return events * ctx.step(ctx.dense), float(sum(t * ctx.step(float(c)) for c, t in zip(uniq, times)))
 
 
 def param_counts_per_step(widths: Sequence[int], budget: int, total_steps: int,

@@ -8,16 +8,20 @@ masks the biases by the pruning rule during the iterations (hidden bias i off on
 no outgoing weight); we leave biases unmasked here. That changes no score: a unit without
 outgoing weights carries no path to the output, so ∂R/∂W is 0 for every weight into it
 whatever its bias, and the scores of all other weights do not see that bias either. One
-network; the per-iteration keep counts come from the host.
+network; the per-iteration keep counts come from the host. The registered method
+:class:`SynFlow` is at the end.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from sparsejax import mlp
-from sparsejax.pruning import schedules
+from sparsejax.pruning import base, registry, schedules
 from sparsejax.pruning.topk import keep_top, restrict, weights_of, with_weights
 
 Array = jax.Array
@@ -52,3 +56,41 @@ def synflow(params: Params, keep_I) -> Masks:
         return keep_top(scores, keep_I[i])
 
     return lax.fori_loop(0, keep_I.shape[0], body, masks0)
+
+
+# ------------------------------------------------------------------------------------ the method
+
+
+@dataclasses.dataclass(frozen=True)
+class SynFlowParams(base.MethodParams):
+    iterations: int = SYNFLOW_ITERS  # paper B.7: 100
+
+    def __post_init__(self):
+        super().__post_init__()
+        base.positive_int(self, "iterations")
+
+
+@dataclasses.dataclass(frozen=True)
+class SynFlow(base.AtInit):
+    """The registered method: data-free, the host's float64 keep counts per iteration."""
+    name = "synflow"
+    label = "SynFlow"
+    params_type = SynFlowParams
+
+    def count_table(self, widths, budgets, total_steps=0):
+        return schedules.table(schedules.synflow_counts, mlp.weight_count(widths), base.budgets_of(budgets),
+                               self.params.iterations)
+
+    def score_one(self, params, budget, key, lr, data, counts_K, widths):
+        return synflow(params, counts_K)
+
+    def prune_flops(self, ctx):
+        """One gradient pass of one sample per iteration, iteration i on the network left by
+        i − 1 (N first) with every bias (SynFlow never masks them while pruning)."""
+        keep = schedules.synflow_counts(ctx.n_total, ctx.budget, self.params.iterations)
+        all_biases = ctx.dense - ctx.n_total
+        return float(sum(ctx.conv.pass_flops(1, int(c) + all_biases)
+                         for c in np.concatenate([[ctx.n_total], keep[:-1]])))
+
+
+registry.register(SynFlow())
