@@ -586,3 +586,20 @@ def test_screenshot_is_not_blank(loaded, tmp_path):
     blue = np.all(np.abs(shot[..., :3] * 255 - [8, 119, 189]) < 30, axis=-1).sum()
     orange = np.all(np.abs(shot[..., :3] * 255 - [245, 147, 34]) < 30, axis=-1).sum()
     assert blue > 200 and orange > 200
+
+
+def test_compared_panels_stay_side_by_side(page):
+    """--compare promises two models side by side: the panel row never wraps (it scrolls
+    sideways on a narrow window) and panels keep their width."""
+    html_text = page[1]
+    css = re.search(r"#sv-panels\s*\{([^}]*)\}", html_text).group(1)
+    assert "flex-wrap: nowrap" in css and "overflow-x: auto" in css
+    assert re.search(r"\.panel\s*\{[^}]*flex: 0 0 auto", html_text)
+
+
+def test_disconnected_unit_classes_are_disjoint_in_the_page():
+    """The counter of units off every path sums four disjoint classes (each unit counted once),
+    not overlapping input-dead/output-dead/constant counts."""
+    script = viewer.template()
+    assert "units off every path" in script
+    assert "cls.input_dead + cls.constant + cls.output_dead + cls.dead" in script
