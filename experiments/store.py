@@ -12,7 +12,8 @@ and any such row or any conflict (same id, other numbers or masks) is listed on 
 ends with a summary line and exit status 1. ``verify`` checks every record's checksum, id and
 blobs plus SQLite's integrity check, prints a summary, and exits 0 if clean, 1 if damage was
 found. Stores are read read-only (read-only media work). Bad input gives one line on stderr
-and exit status 2, with nothing written.
+and exit status 2, with nothing written. ``--dry_run`` checks the input and says what export or
+merge would write, writing nothing; this tool has no presets (``--preset`` is refused).
 """
 from __future__ import annotations
 
@@ -21,15 +22,19 @@ import os
 import sys
 from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
+from sparsejax.sweep import flags as sweep_flags
 from sparsejax.sweep import store as store_lib
 
 COMMANDS = ("export", "merge", "verify")
 EXIT_DAMAGE = 1
 SHOWN_PROBLEMS = 20  # problem lines printed before "... and N more"
 
-_STORE = flags.DEFINE_string("store", None, "Store file (export, verify: read; merge: destination).")
+sweep_flags.define_common_flags(
+    store_help="Store file (export, verify: read; merge: destination).",
+    dry_run_help="Check the input and print what export or merge would write; write nothing.",
+    preset_help="Not used: this tool has no presets (a value is refused).")
 _FORMAT = flags.DEFINE_string("format", "csv", "export: csv or jsonl.")
 _OUT = flags.DEFINE_string("out", None, "export: output file (default: stdout).")
 _INPUTS = flags.DEFINE_list("inputs", [], "merge: comma-separated source store files.")
@@ -56,13 +61,20 @@ def _check_store(path: str | None, flag: str, must_exist: bool) -> str:
     return path
 
 
-def run_export(store: str | None, fmt: str, out: str | None) -> int:
+def run_export(store: str | None, fmt: str, out: str | None, dry_run: bool = False) -> int:
     """Check the flags, then export the store's flat table to ``out`` or stdout."""
     if fmt not in store_lib.FORMATS:
         raise CliError(f"--format={fmt!r} is not supported; allowed: {', '.join(store_lib.FORMATS)}")
     path = _check_store(store, "--store", must_exist=True)
+    if out and os.path.isdir(out):
+        raise CliError(f"--out={out}: is a folder; give a file path for the exported table")
     if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise CliError(f"--out={out}: its directory does not exist")
+    if dry_run:
+        with store_lib.Store(path, create=False) as st:
+            n = st.count()
+        print(f"dry run: would export {n} runs as {fmt} to {out or 'stdout'}")
+        return 0
     n = store_lib.export(path, out if out else sys.stdout, fmt)
     if out:
         print(f"exported {n} runs to {out}", file=sys.stderr)
@@ -77,7 +89,7 @@ def _print_problems(problems: Sequence[str]) -> None:
         print(f"... and {len(problems) - SHOWN_PROBLEMS} more", file=sys.stderr)
 
 
-def run_merge(store: str | None, inputs: Sequence[str]) -> int:
+def run_merge(store: str | None, inputs: Sequence[str], dry_run: bool = False) -> int:
     """Check the flags, then merge ``inputs`` into ``store`` and print the counts as JSON;
     status 1 (problems and a summary line on stderr) on any conflict or rejected row."""
     inputs = [p for p in inputs if p]
@@ -88,6 +100,13 @@ def run_merge(store: str | None, inputs: Sequence[str]) -> int:
         _check_store(src, "--inputs", must_exist=True)
         if os.path.exists(dest) and os.path.samefile(src, dest):
             raise CliError(f"--inputs={src}: is the destination --store itself")
+    if dry_run:
+        n = 0
+        for src in inputs:
+            with store_lib.Store(src, create=False) as st:
+                n += st.count()
+        print(f"dry run: would merge {n} records from {len(inputs)} stores into {dest}")
+        return 0
     counts = store_lib.merge(dest, inputs)
     print(json.dumps({**counts, "rejected": counts.rejected}))
     if counts.ok:
@@ -120,11 +139,14 @@ def run(argv: Sequence[str]) -> int:
         if len(argv) != 2 or argv[1] not in COMMANDS:
             got = " ".join(argv[1:]) or "nothing"
             raise CliError(f"command: got {got!r}; use exactly one of: {', '.join(COMMANDS)}")
+        fv = flags.FLAGS
+        if fv.preset:
+            raise CliError(f"--preset={fv.preset}: experiments.store has no presets")
         if argv[1] == "export":
-            return run_export(_STORE.value, _FORMAT.value, _OUT.value)
+            return run_export(fv.store, _FORMAT.value, _OUT.value, fv.dry_run)
         if argv[1] == "verify":
-            return run_verify(_STORE.value)
-        return run_merge(_STORE.value, _INPUTS.value)
+            return run_verify(fv.store)
+        return run_merge(fv.store, _INPUTS.value, fv.dry_run)
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -138,4 +160,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sweep_flags.run(main)
