@@ -21,23 +21,29 @@ Two conventions are provided:
   (the backward pass costs two forwards: input and weight gradients). Six times MODEL_TOOLS for
   every method; the ordering is the same.
 
+Each method computes its own FLOPs (``Method.flops(ctx)`` in its module, given a
+:class:`FlopsContext`: convention, shape, budget, bias model), from its own params and the host
+count schedules of :mod:`sparsejax.pruning.schedules`; :func:`method_flops` only dispatches.
 What is counted per method (N weights, B kept, T = 19,500 steps of 128 samples; sorting,
 top-k selection and evaluation are not counted):
 
 * dense: T gradient passes of the dense network. random: T sparse passes.
 * SNIP: one dense gradient pass on a minibatch, then T sparse passes.
-* Iter SNIP / FORCE: 10 gradient passes on a minibatch each, pass j on the network with
-  N·(B/N)^(j/10) weights (FORCE scores the pruned network too), then T sparse passes.
+* Iter SNIP / FORCE: 10 gradient passes on a minibatch each, pass j on the network left by
+  step j − 1 (N, then ``schedules.iterative_counts``; FORCE scores the pruned network too),
+  then T sparse passes.
 * GraSP: 50 samples, three dense gradient passes (the gradient g, then the Hessian-gradient
   product: a gradient pass with a graph and its double backward, about two more passes).
-* SynFlow: 100 data-free gradient passes on one sample, iteration i on the network it is
-  pruning (N·(B/N)^(i/100) weights, all biases: SynFlow never masks them during pruning).
+* SynFlow: 100 data-free gradient passes on one sample, iteration i on the network left by
+  iteration i − 1 (N, then ``schedules.synflow_counts``: the reference's counts; all biases:
+  SynFlow never masks them during pruning).
 * ProsPr: 3 inner SGD steps and the meta-loss on 4 minibatches (4 dense gradient passes) plus
   back-propagation through the 3 inner steps (one Hessian-vector product, about one more
   gradient pass, each): 7 dense gradient passes of a minibatch.
 * GMP: dense until the first event, then the cubic schedule's counts (SPEC §5: an event every
-  97 steps, 199 events) step by step: the weight count is integrated over the steps.
-* LTH: 5 rounds of T steps; round r trains floor(N·(B/N)^((r−1)/4)) weights (the last B).
+  97 steps, 201 events, ``schedules.gmp_counts``) step by step: the weight count is
+  integrated over the steps.
+* LTH: 5 rounds of T steps; round r trains N, then ``schedules.lth_counts`` (the last B).
 * RigL: T sparse passes on the ERK mask; every 100 steps while t < 0.75·T the step's pass is
   a dense gradient pass instead (the dense gradient of the drop/grow update; the optimiser
   step is skipped): 146 such steps at the paper's T.

@@ -9,8 +9,10 @@ then loses ties to a strict threshold and ends at B − 2 (GMP) or B − 1 (LTH)
 the count, so the final mask has exactly B.
 
 :func:`gmp_target` and :func:`lth_targets` are traceable float32 approximations of the same
-schedules (±1e-3 guard, ``topk.schedule_round``), kept for ``analysis.flops``; a count can
-differ by one from the reference's where its exact value lies within 1e-3 of an integer.
+schedules (±1e-3 guard, ``topk.schedule_round``), kept for the public one-model API and the
+tests that show why the host counts are needed; a count can differ by one from the
+reference's where its exact value lies within 1e-3 of an integer. The registered methods are
+in :mod:`sparsejax.pruning.gmp` and :mod:`sparsejax.pruning.lth`.
 """
 from __future__ import annotations
 

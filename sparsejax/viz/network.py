@@ -156,19 +156,48 @@ class Analysis:
 
 
 @jax.jit
-def _reach_and_effective(params: tuple) -> tuple:
-    """:func:`connectivity.reachability` and :func:`connectivity.effective_weight_masks` in one
-    compiled program (XLA compilation dominates the cost for a tiny network)."""
-    return connectivity.reachability(params), connectivity.effective_weight_masks(params)
+def _connectivity(params: tuple) -> tuple:
+    """:func:`connectivity.reachability`, :func:`connectivity.effective_weight_masks`,
+    :func:`connectivity.unit_status` and :func:`connectivity.connectivity_stats` in one compiled
+    program per shape (XLA compilation dominates the cost for a tiny network): the viewer shows
+    the library's statuses and counts, never its own re-derivation."""
+    return (connectivity.reachability(params), connectivity.effective_weight_masks(params),
+            connectivity.unit_status(params), connectivity.connectivity_stats(params))
+
+
+# the counts the viewer shows (connectivity_stats' names and definitions)
+SHOWN_STATS = ("direct_weight_nnz", "direct_bias_nnz", "direct_model_nnz", "effective_weight_nnz",
+               "effective_bias_nnz", "effective_model_nnz", "active_units", "n_input_dead", "n_output_dead",
+               "n_constant")
+
+
+def _status_names(unit_status: Mapping[str, list[np.ndarray]], layer: int) -> list[str]:
+    """Hidden layer `layer` (0-based among hidden layers) as status names from
+    :func:`connectivity.unit_status`'s boolean vectors."""
+    us = {k: np.asarray(v[layer]) for k, v in unit_status.items()}
+    out = []
+    for i in range(len(us["active"])):
+        if us["active"][i]:
+            out.append("active")
+        elif us["constant"][i]:
+            out.append("constant")
+        elif us["input_dead_only"][i]:
+            out.append("input_dead")
+        elif us["output_dead_only"][i]:
+            out.append("output_dead")
+        else:
+            out.append("dead")
+    return out
 
 
 def analyse(params: Any, masks: Any = None) -> Analysis:
-    """Support, reachability, unit statuses and counts of one network (SPEC §7)."""
+    """Support, reachability, unit statuses and counts of one network (SPEC §7), all from
+    :mod:`sparsejax.connectivity` on the masked network."""
     params = as_params(params)
     masks = as_masks(masks, params)
     mp = masked(params, masks)
     jp = tuple({"w": jnp.asarray(p["w"]), "b": jnp.asarray(p["b"])} for p in mp)
-    (f_list, g_list), eff = jax.tree.map(np.asarray, _reach_and_effective(jp))
+    (f_list, g_list), eff, unit_status, stats = jax.tree.map(np.asarray, _connectivity(jp))
     f_list, g_list, eff = list(f_list), list(g_list), list(eff)
     dims = (mp[0]["w"].shape[0], *(p["w"].shape[1] for p in mp))
     sup = [p["w"] != 0 for p in mp]
@@ -176,46 +205,14 @@ def analyse(params: Any, masks: Any = None) -> Analysis:
     status: list[list[str]] = [["input"] * dims[0]]
     drawn = [np.ones(dims[0], bool)]
     for l in range(1, num):
-        f, g, sb = f_list[l], g_list[l], mp[l - 1]["b"] != 0
-        st = []
-        for i in range(dims[l]):
-            if f[i] and g[i]:
-                st.append("active")
-            elif g[i]:
-                st.append("constant" if sb[i] else "input_dead")
-            elif f[i]:
-                st.append("output_dead")
-            else:
-                st.append("dead")
-        status.append(st)
+        status.append(_status_names(unit_status, l - 1))
         drawn.append(sup[l - 1].any(0) | sup[l].any(1))
     status.append(["output"] * dims[-1])
     drawn.append(np.ones(dims[-1], bool))
+    shown = {k: (np.asarray(stats[k]).tolist()) for k in SHOWN_STATS}
+    shown = {k: ([int(x) for x in v] if isinstance(v, list) else int(v)) for k, v in shown.items()}
     return Analysis(dims=dims, w=[p["w"] for p in mp], b=[p["b"] for p in mp], support_w=sup,
-                    effective_w=eff, f=f_list, g=g_list, status=status, drawn=drawn,
-                    stats=_counts(mp, sup, eff, f_list, g_list, status))
-
-
-def _counts(mp: Sequence[Mapping[str, np.ndarray]], sup: list[np.ndarray], eff: list[np.ndarray],
-            f_list: list[np.ndarray], g_list: list[np.ndarray], status: list[list[str]]) -> dict[str, Any]:
-    """The counts the viewer shows, named and defined as in
-    :func:`sparsejax.connectivity.connectivity_stats` (which costs seconds of compilation per
-    shape; these few sums are the same numbers, cross-checked in the tests)."""
-    sb = [p["b"] != 0 for p in mp]
-    hidden = range(1, len(mp))
-    st: dict[str, Any] = {
-        "direct_weight_nnz": int(sum(s.sum() for s in sup)),
-        "direct_bias_nnz": int(sum(b.sum() for b in sb)),
-        "effective_weight_nnz": int(sum(e.sum() for e in eff)),
-        "effective_bias_nnz": int(sum((b & g_list[l + 1]).sum() for l, b in enumerate(sb))),
-        "active_units": [int((f_list[l] & g_list[l]).sum()) for l in hidden],
-        "n_input_dead": int(sum((~f_list[l]).sum() for l in hidden)),
-        "n_output_dead": int(sum((~g_list[l]).sum() for l in hidden)),
-        "n_constant": int(sum(st_l.count("constant") for st_l in status[1:-1])),
-    }
-    st["direct_model_nnz"] = st["direct_weight_nnz"] + st["direct_bias_nnz"]
-    st["effective_model_nnz"] = st["effective_weight_nnz"] + st["effective_bias_nnz"]
-    return st
+                    effective_w=eff, f=f_list, g=g_list, status=status, drawn=drawn, stats=shown)
 
 
 # ----------------------------------------------------------------------------- layout
