@@ -64,6 +64,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     milestones: tuple[int, ...] = (15, 30)
+    lr_gamma: float = 0.1
     chunk_steps: int = 390
     kernel: str = "auto"  # "xla", "fused" (the C++ CPU step) or "auto" (fused on CPU when built)
 
@@ -236,13 +237,15 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
         pop = jax.lax.cond(hook.is_event(step), lambda p: hook.update(p, step, *batch(p)), lambda p: p, pop)
 
     def sgd(pop: Population) -> Population:
-        lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
-        if kernel == "fused":  # the kernel draws each model's minibatch itself
+        lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones, cfg.lr_gamma)
+        if kernel in ("fused", "fused_models"):  # the kernel draws each model's minibatch itself
+            # "fused_models" (internal, benchmarks only) forces the one-model-at-a-time layout
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
             params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
                                               (step % spe) * cfg.batch_size, lr, cfg.batch_size,
-                                              cfg.momentum, cfg.weight_decay)
+                                              cfg.momentum, cfg.weight_decay,
+                                              layout="models" if kernel == "fused_models" else "auto")
         elif kernel == "xla_lanes":  # models-last layout; draws the minibatch in (B, P) layout
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
@@ -345,14 +348,16 @@ def _evaluate(params: Params, x_all: Array, y_all: Array, model_chunk: int, data
     return acc.reshape(-1), loss.reshape(-1)
 
 
-def evaluate(params: Params, x_all, y_all, model_chunk: int = 256, data_chunk: int = 2048) -> dict[str, np.ndarray]:
+def evaluate(params: Params, x_all, y_all, model_chunk: int = 16, data_chunk: int = 2048) -> dict[str, np.ndarray]:
     """Accuracy (logit > 0 ⇔ label 1) and mean BCE loss of every model on all points, plus nnz.
-    Memory stays bounded: models in groups of `model_chunk`, points in blocks of `data_chunk`."""
+    Memory stays bounded: models in groups of `model_chunk` (the population is zero-padded to a
+    multiple of it, so every model is evaluated by the same program and its numbers never depend
+    on the population size), points in blocks of `data_chunk`."""
     x_all = jnp.asarray(x_all, jnp.float32)
     y_all = jnp.asarray(y_all, jnp.float32).reshape(-1)
     p = jax.tree.leaves(params)[0].shape[0]
-    mc = min(model_chunk, p)
-    pad = (-p) % mc
+    mc = model_chunk  # fixed, never min(model_chunk, p): one compiled shape, so a model's loss sums
+    pad = (-p) % mc   # in the same order whatever the population size
     padded = jax.tree.map(lambda a: jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]), params) if pad else params
     acc, loss = _evaluate(padded, x_all, y_all, mc, min(data_chunk, x_all.shape[0]))
     return {"accuracy": np.asarray(acc[:p]), "loss": np.asarray(loss[:p]),

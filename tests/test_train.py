@@ -315,3 +315,15 @@ def test_second_population_traces_nothing(name):
         jax.monitoring.unregister_event_duration_listener(listener)
     assert train.TRACE_COUNT == before
     assert traced == [], traced
+
+
+def test_evaluate_is_independent_of_population_size():
+    """A model's accuracy and loss are bit-identical evaluated alone or among 37 others."""
+    from sparsejax import data
+    x, y = data.load("cubist_spiral")
+    keys = jax.random.split(jax.random.PRNGKey(3), 37)
+    params = mlp.init_population(keys, (5, 4, 3))
+    many = train.evaluate(params, x, y)
+    for i in (0, 17, 36):
+        one = train.evaluate(jax.tree.map(lambda a: a[i:i + 1], params), x, y)
+        assert one["loss"][0] == many["loss"][i] and one["accuracy"][0] == many["accuracy"][i]
