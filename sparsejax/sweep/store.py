@@ -907,6 +907,24 @@ def merge(dest_path: str | os.PathLike, src_paths: Sequence[str | os.PathLike]) 
     return counts
 
 
+# metrics keys that say how a run was reached, not what it computed (a run promoted through
+# successive-halving rungs equals the same run trained straight through)
+PROVENANCE_METRICS = ("halving",)
+
+
+def _comparable(column: str, value: Any) -> Any:
+    """A stored column value as merge compares it: metrics without their provenance keys."""
+    if column != "metrics" or value is None:
+        return value
+    try:
+        metrics = json.loads(value)
+    except (TypeError, ValueError):
+        return value
+    if isinstance(metrics, dict):
+        metrics = {k: v for k, v in metrics.items() if k not in PROVENANCE_METRICS}
+    return json.dumps(metrics, sort_keys=True)
+
+
 def _merge_one(dest: Store, source: Store, counts: MergeCounts) -> None:
     """Verify and copy the rows of one open ``source`` into ``dest`` in one transaction."""
     compared = [COLUMNS.index(c) for c in COMPARED_COLUMNS]
@@ -927,7 +945,7 @@ def _merge_one(dest: Store, source: Store, counts: MergeCounts) -> None:
                 conn.execute(insert, (*row, row_checksum(row)))
                 counts["inserted"] += 1
                 continue
-            differ = [COLUMNS[i] for i in compared if row[i] != have[i]]
+            differ = [COLUMNS[i] for i in compared if _comparable(COLUMNS[i], row[i]) != _comparable(COLUMNS[i], have[i])]
             if differ:
                 counts["conflicts"] += 1
                 values = [f"{c} {have[COLUMNS.index(c)]!r} kept, {row[COLUMNS.index(c)]!r} dropped"
