@@ -229,7 +229,7 @@ def phase2_bound(s: comb.SearchSettings, p: Preset) -> plan_lib.Count:
     from sparsejax import runs as runs_lib
     one = comb.phase2_plan(s, (1, 1, 1), None, 0, 1).configs[0]
     out = plan_lib.Count()
-    shape = runs_lib.trained_widths(comb.phase1_plan(dataclasses.replace(s, width=s.width)).configs[-1])
+    shape = runs_lib.trained_widths({"method": "structured", "widths": (s.width,) * 3, "structure": (s.width,) * 3})
     out.add(shape, int(p.phase2_runs), int(p.phase2_runs) * plan_lib.run_cost(one))
     return out
 
@@ -303,7 +303,8 @@ def run_demo(p: Preset, store: str, out: str, args: sweep_flags.SweepArgs) -> di
     notes = [f"Demo scale: phase 1 over {{1..{p.phase1_width}}}^3; phase 2 spends at most {p.phase2_runs} runs on "
              f"the nnz levels just below phase 1's selection (one lr/schedule, phase 1's best for it); pruning at "
              f"width {p.prune_widths[0]}, budgets {list(p.prune_budgets)}, lr {list(p.prune_lrs)}, "
-             f"{list(p.prune_schedules)}. Training took {train_s / 60:.1f} min here.",
+             f"{list(p.prune_schedules)}. Training took {train_s / 60:.1f} min here (load average "
+             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores).",
              paper_cost_note(FLAGS.bench_inits)]
     lead = report.finding_html(found, links, notes)
     found["report"] = report.build_report(store, out, mc_trials=p.mc_trials, lead_html=lead,
