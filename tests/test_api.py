@@ -54,3 +54,22 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch, capsys):
     assert out[2] == "2 runs in the store"
     assert os.path.exists(tmp_path / "example.sqlite") and os.path.exists(tmp_path / "model.html")
     assert np.isfinite([nnz for nnz, _ in pairs]).all()
+
+
+def test_readme_train_command_in_reduced_form(tmp_path):
+    """README: ``python -m experiments.train --preset=readme`` (here 1 epoch instead of 5): six
+    models (3 densities x 2 seeds), one JSON line each; density 1.0 is the dense network and
+    learns (above chance), and the store it fills verifies clean."""
+    import json
+    out, store = tmp_path / "t.jsonl", tmp_path / "t.sqlite"
+    proc = subprocess.run([sys.executable, "-m", "experiments.train", "--preset=readme", "--epochs=1",
+                           f"--output={out}", f"--store={store}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6
+    dense = [r for r in rows if r["config"]["method"] == "dense"]
+    assert len(dense) == 2 and all(r["accuracy"] > 0.55 for r in dense), dense
+    proc = subprocess.run([sys.executable, "-m", "experiments.store", "verify", f"--store={store}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith("verify: ok: 6 records"), proc.stdout + proc.stderr
