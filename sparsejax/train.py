@@ -160,37 +160,50 @@ def _all_finite(tree) -> Array:
 
 
 def _mask_updates(masks: Params) -> optax.GradientTransformation:
-    """optax transformation: updates kept where the 0/1 mask is on, 0 elsewhere. A select, not
-    ``u * m``: equal values, but under jit XLA contracts a multiply-add into an FMA, and with the
-    mask as a product ``optax.trace``'s ``g + μ·t`` (operands in the other order than the
-    hand-written ``μ·t + g``) would be contracted on the other product and differ in the last bit."""
-    return optax.stateless(lambda updates, params: jax.tree.map(
-        lambda u, m: jnp.where(m > 0, u, jnp.zeros_like(u)), updates, masks))
+    """optax transformation: updates multiplied by the 0/1 masks (masked coordinates get none)."""
+    return optax.stateless(lambda updates, params: jax.tree.map(lambda u, m: u * m, updates, masks))
+
+
+def torch_trace(momentum_coef: float) -> optax.GradientTransformation:
+    """PyTorch's momentum buffer as an optax transformation: buf ← μ·buf + d (no dampening), from
+    buf = 0 (``optax.TraceState``), so the first buffer is the first update, as torch.optim.SGD.
+    The values are ``optax.trace``'s; the operand order is PyTorch's (μ·buf + d, not optax's
+    d + μ·buf): under jit XLA contracts a multiply-add into an FMA, and which product it
+    contracts follows the order, so only this order is bit-identical to the hand-written step
+    in every program the step is fused into (seen: GMP's hook)."""
+    def init(params):
+        return optax.TraceState(trace=jax.tree.map(jnp.zeros_like, params))
+
+    def update(updates, state, params=None):
+        buf = jax.tree.map(lambda b, d: momentum_coef * b + d, state.trace, updates)
+        return buf, optax.TraceState(trace=buf)
+
+    return optax.GradientTransformation(init, update)
 
 
 def sgd_chain(lr: Array, masks: Params | None, momentum_coef: float, weight_decay: float) -> optax.GradientTransformation:
-    """One model's masked PyTorch SGD as an optax chain: d = (g + λ·p)·m (weight decay added to
-    the gradient, as torch.optim.SGD), buf ← d + μ·buf (``optax.trace``: from buf = 0 the first
-    buffer is the first gradient, no dampening), update −lr·buf; the caller re-masks p + update.
+    """One model's masked PyTorch SGD as an optax chain of four links: weight decay added to the
+    gradient (``optax.add_decayed_weights``: g + λ·p, as torch.optim.SGD), the mask (·m), the
+    momentum buffer (:func:`torch_trace`), the learning rate (``optax.scale(lr)``: lr·buf). The
+    result is the step to SUBTRACT (p − lr·buf, PyTorch's form); the caller re-masks.
     `lr` may be a traced per-model scalar (the chain is built inside the vmapped update).
     ``masks=None``: no mask link (a dense network, e.g. ProsPr's inner steps); the chain's
     trace state is then ``state[1]``, else ``state[2]``."""
     mask = () if masks is None else (_mask_updates(masks),)
-    return optax.chain(optax.add_decayed_weights(weight_decay), *mask,
-                       optax.trace(decay=momentum_coef), optax.scale_by_learning_rate(lr))
+    return optax.chain(optax.add_decayed_weights(weight_decay), *mask, torch_trace(momentum_coef), optax.scale(lr))
 
 
 def sgd_update(params: Params, masks: Params, momentum: Params, grads: Params, lr: Array,
                momentum_coef: float, weight_decay: float) -> tuple[Params, Params]:
     """One model's PyTorch SGD step (momentum, no dampening, weight decay on weights and biases)
     restricted to unmasked coordinates, via :func:`sgd_chain`: buf ← μ·buf + (g + λ·p)·m;
-    p ← (p − lr·buf)·m, bit-identical to writing those expressions out (IEEE + and · commute,
-    −lr·buf = −(lr·buf)). The momentum buffer is the chain's trace state."""
+    p ← (p − lr·buf)·m — the same operations in the same order as writing them out, so
+    bit-identical to it under jit too. The momentum buffer is the chain's trace state."""
     chain = sgd_chain(lr, masks, momentum_coef, weight_decay)
     empty = chain.init(())  # the stateless links' states (no arrays)
     state = (empty[0], empty[1], optax.TraceState(trace=momentum), empty[3])
-    updates, state = chain.update(grads, state, params)
-    params = jax.tree.map(lambda p, m: p * m, optax.apply_updates(params, updates), masks)
+    step, state = chain.update(grads, state, params)
+    params = jax.tree.map(lambda p, u, m: (p - u) * m, params, step, masks)
     return params, state[2].trace
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax import lax
 
 from sparsejax import mlp, train
@@ -171,8 +170,8 @@ def prospr_meta_loss(c: tuple[Array, ...], params: Params, xs_SxBxI: Array, ys_S
         g = jax.grad(mlp.loss)(p, xs_SxBxI[k], ys_SxB[k])
         if k == 0 and detach_first_buffer:
             g = lax.stop_gradient(g)
-        updates, state = chain.update(g, state, p)
-        p = optax.apply_updates(p, updates)
+        step, state = chain.update(g, state, p)
+        p = jax.tree.map(lambda q, u: q - u, p, step)  # p − lr·buf
     return mlp.loss(p, xs_SxBxI[-1], ys_SxB[-1])
 
 
