@@ -346,10 +346,14 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
     return finish_population(dataclasses.replace(state, pop=pop, epoch=state.tcfg.epochs))
 
 
+COMPACT_MIN_WIDTH = 32
+
+
 def compactable(state: PopulationState) -> bool:
     """Whether a population's runs may train at compacted widths (:mod:`sparsejax.compaction`):
     pruning-at-init runs (their masks are fixed before training and the method trains in one
-    plain pass, no hook); exact up to float summation order."""
+    plain pass, no hook); exact up to float summation order. Only from width ``COMPACT_MIN_WIDTH``
+    on: below it the saving is small and each compacted shape group is one more compilation."""
     method = _method(state.kind, state.configs[0].get("method_params"))
-    return (state.kind not in SEARCH_KINDS and method.needs_budget
+    return (state.kind not in SEARCH_KINDS and method.needs_budget and max(state.shape) >= COMPACT_MIN_WIDTH
             and compaction.eligible(method, state.tcfg, data.load(state.configs[0]["dataset"])[0].shape[0]))

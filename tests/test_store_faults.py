@@ -354,7 +354,7 @@ def test_numeric_path_mismatch_is_refused_unless_allowed(tmp_path, monkeypatch, 
     with Store(path, create=False) as st:
         meta = st.numeric_path()
         recs = list(st.iter_records())
-    assert meta["code"] == "code-A" and meta["backend"] == "cpu" and meta["compaction"] is None
+    assert meta["code"] == "code-A" and meta["backend"] == "cpu" and meta["compaction"] == numeric_path_lib.COMPACTION_RULE
     assert meta["kernel"] == numeric_path_lib.kernel_rule()
     kernel = numeric_path_lib.record_path((2, 2, 2))["kernel"]
     assert {r["numeric_path"]["kernel"] for r in recs} == {kernel} and kernel in ("fused", "xla")
