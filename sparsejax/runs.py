@@ -17,6 +17,7 @@ purpose tag (init, data order, masks, pruning), so a run's numbers never depend 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, Callable, Sequence
 
@@ -347,6 +348,21 @@ def run_population(configs: list[dict], chunk_steps: int = 390,
 
 
 COMPACT_MIN_WIDTH = 32
+
+
+@functools.lru_cache(maxsize=256)
+def _compacts(method: str, shape: tuple[int, ...], epochs: int, batch_size: int) -> bool:
+    if method in SEARCH_KINDS or max(shape) < COMPACT_MIN_WIDTH:
+        return False
+    m = registry.get(method)
+    tcfg = train.TrainConfig(widths=shape, epochs=epochs, batch_size=batch_size)
+    return bool(m.needs_budget and compaction.eligible(m, tcfg, data.load("cubist_spiral")[0].shape[0]))
+
+
+def compacts(cfg: dict) -> bool:
+    """Whether the run of resolved config `cfg` trains compacted (see :func:`compactable`);
+    cheap, for planners."""
+    return _compacts(cfg["method"], trained_widths(cfg), int(cfg.get("epochs", 50)), int(cfg.get("batch_size", 128)))
 
 
 def compactable(state: PopulationState) -> bool:

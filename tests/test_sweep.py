@@ -249,7 +249,8 @@ def test_dry_run_prints_counts_and_creates_nothing(tmp_path, reference, capsys):
     missing = tmp_path / "new.sqlite"
     summary = runner.run_sweep(Plan(TINY), str(missing), dry_run=True)
     out = capsys.readouterr().out.splitlines()
-    assert out == ["runs: total=12 done=0 todo=12", "cost: model-steps total=4680 todo=4680"]
+    assert out[:2] == ["runs: total=12 done=0 todo=12", "cost: model-steps total=4680 todo=4680"]
+    assert len(out) == 3 and out[2].startswith("predicted: ") and summary["predicted_seconds"] > 0
     assert summary["todo"] == 12 and os.listdir(tmp_path) == []
 
     copy = tmp_path / "copy.sqlite"
@@ -502,4 +503,4 @@ def test_cli_dry_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.strip().splitlines()
     assert out[0] == "runs: total=4 done=0 todo=4" and out[1].startswith("cost: model-steps total=1560")
-    assert len(out) == 2 and os.listdir(tmp_path) == []
+    assert len(out) == 3 and out[2].startswith("predicted: ") and os.listdir(tmp_path) == []

@@ -39,7 +39,7 @@ MEASURED: dict[tuple[int, int, int], float] = {
     (64, 64, 64): 598,
     (128, 128, 128): 119,
 }
-MEASURED_ON = ("2026-12-02, 2-core Intel Xeon (AVX-512), jax 0.10.2 CPU, shared with other jobs "
+MEASURED_ON = ("2026-12-02, 2-core AMD EPYC (AVX2, no AVX-512), jax 0.10.2 CPU, shared with other jobs "
                "(load average 8-15 on 2 cores: an idle machine is several times faster)")
 
 
@@ -65,6 +65,25 @@ def throughput(shape: Iterable[int]) -> float:
             t = (math.log(n) - math.log(n0)) / (math.log(n1) - math.log(n0))
             return math.exp(math.log(r0) + t * (math.log(r1) - math.log(r0)))
     raise AssertionError("unreachable")
+
+
+# Compacted training (sparsejax.compaction): pruning-at-init runs at width >= 32 train at the
+# units that carry a kept weight, bucketed to 4, 8, 16, 32, 64, 128. Measured with
+# benchmarks/compaction_shapes.py (7 at-init methods x budgets 15/30/65 x 4 seeds, 2026-12-02):
+# the bucket of the widest layer is 16 for most width-32 runs and 16-32 at 64, 32 at 128, 32-64
+# at 256 (max 128). The planner charges the upper of those (a uniform shape, conservative).
+COMPACTED_ESTIMATE: dict[int, int] = {32: 16, 64: 32, 128: 32, 256: 64}
+
+
+def compacted_shape(shape: Iterable[int]) -> tuple[int, ...]:
+    """The shape a compacted pruning-at-init run of hidden ``shape`` is expected to train at."""
+    shape = tuple(int(d) for d in shape)
+    width = max(shape)
+    est = COMPACTED_ESTIMATE.get(width)
+    if est is None:
+        below = [w for w in COMPACTED_ESTIMATE if w <= width]
+        est = COMPACTED_ESTIMATE[max(below)] * width // max(below) if below else width
+    return tuple(min(d, est) for d in shape)
 
 
 def seconds(steps_by_shape: Mapping[tuple[int, ...], int]) -> float:

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from sparsejax import data, runs
+from sparsejax.sweep import cost as cost_lib
 from sparsejax.sweep import identity
 
 
@@ -242,7 +243,14 @@ def _raw_cost(cfg: Mapping[str, Any]) -> tuple[tuple[int, ...], int]:
     with no normalisation (what :func:`run_cost` and ``runs.trained_widths`` read)."""
     full = {**identity.DEFAULTS, **cfg}
     steps = int(full["epochs"]) * (_n_examples(full["dataset"]) // int(full["batch_size"])) * steps_multiplier(full)
-    return runs.trained_widths(full), steps
+    return _cost_shape(full), steps
+
+
+def _cost_shape(cfg: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape a run is expected to train at: its trained widths, or for a compacted
+    pruning-at-init run (``runs.compacts``) the measured compacted estimate (``cost``)."""
+    shape = runs.trained_widths(cfg)
+    return cost_lib.compacted_shape(shape) if runs.compacts(cfg) else shape
 
 
 def sample_positions(n: int, k: int) -> list[int]:
@@ -289,5 +297,5 @@ def count_plan(plan: "Plan") -> Count:
     """The :class:`Count` of a built plan."""
     out = Count()
     for cfg in plan.configs:
-        out.add(runs.trained_widths(cfg), 1, run_cost(cfg))
+        out.add(_cost_shape(cfg), 1, run_cost(cfg))
     return out

@@ -36,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from sparsejax import runs
 from sparsejax.sweep import identity
+from sparsejax.sweep import cost as cost_lib
 from sparsejax.sweep import numeric_path as numeric_path_lib
 from sparsejax.sweep import plan as plan_lib
 from sparsejax.sweep import progress as progress_lib
@@ -200,6 +201,11 @@ def _dry_run(plan: plan_lib.Plan, store_path: str | None, echo: Log) -> dict:
                "dry_run": True}
     echo(f"runs: total={summary['total']} done={summary['done']} todo={summary['todo']}")
     echo(f"cost: model-steps total={summary['cost_total']} todo={summary['cost_todo']}")
+    if todo:
+        secs = cost_lib.seconds(plan_lib.count_plan(todo).steps_by_shape)
+        summary["predicted_seconds"] = secs
+        echo(f"predicted: {cost_lib.hms(secs)} of training for the todo runs at the measured throughput "
+             f"(sparsejax.sweep.cost; compacted shapes estimated)")
     if store_path is not None and todo:
         try:
             check_numeric_path(store_path, allow_change=False)
