@@ -46,13 +46,11 @@ def _configs(name: str) -> list[dict]:
 
 
 def _same_numbers(a: dict, b: dict) -> None:
-    """Trained parameters and masks bit for bit; the evaluation's counts exactly. The loss only
-    to float32 summation order: ``train.evaluate`` reduces over the data in a program vmapped
-    over the population, whose summation order depends on P (seen: LTH at width 4, last bit)."""
+    """Every number and the trained parameters and masks bit for bit (``train.evaluate``
+    evaluates in fixed model chunks, so the loss does not depend on P either)."""
     assert a["run_id"] == b["run_id"]
-    for key in ("accuracy", "weight_nnz", "model_nnz", "diverged"):
+    for key in ("accuracy", "loss", "weight_nnz", "model_nnz", "diverged"):
         assert a[key] == b[key], key
-    assert a["loss"] == pytest.approx(b["loss"], rel=1e-6, abs=1e-7)
     for la, lb in zip(jax.tree.leaves((a["params"], a["masks"])), jax.tree.leaves((b["params"], b["masks"]))):
         np.testing.assert_array_equal(np.asarray(la), np.asarray(lb))
 
