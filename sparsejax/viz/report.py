@@ -299,6 +299,22 @@ def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Seq
     return "\n".join(parts) + "\n"
 
 
+def numeric_path_table(store_path: str) -> Table:
+    """What computed the numbers: the store's numeric path and the runs of each path found in
+    its records (backend, kernel, library and code versions, compaction; see
+    ``sparsejax.sweep.numeric_path``)."""
+    from sparsejax.sweep.store import Store, numeric_paths
+    with Store(store_path, create=False) as st:
+        paths = numeric_paths(st)
+    keys = ("backend", "kernel", "compaction", "jax", "jaxlib", "numpy", "code")
+    fmt = lambda p: [("—" if p is None else str(p.get(k, "—"))) for k in keys]
+    rows = [["store meta", *fmt(paths["meta"])]]
+    rows += [[f"{g['runs']} runs" + (" (differs from the store's)" if (g["numeric_path"] or {}).get("differs_from_store")
+                                     else ""), *fmt(g["numeric_path"])] for g in paths["records"]]
+    return ("Numeric path: what computed these numbers (records with no path were written before "
+            "paths were recorded)", ["", *keys], rows)
+
+
 def _group_paths(paths: Sequence[str]) -> list[list[str]]:
     """Paths grouped by stem ([png, svg] per figure), in order."""
     groups: dict[str, list[str]] = {}
@@ -328,6 +344,7 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
         tables.append(after_training_table(store_path, winners))
     flops_t, ours, measured = flops_tables(rows)
     tables.append(flops_t)
+    tables.append(numeric_path_table(store_path))
 
     figs: list[tuple[str, list[str]]] = []
     written: list[str] = []

@@ -284,6 +284,7 @@ def load_store_model(store_path: str | os.PathLike, run_id: str) -> ModelSpec:
     for key in ("accuracy", "loss", "weight_nnz", "model_nnz", "diverged", "finished_at"):
         if rec.get(key) is not None:
             meta[key] = rec[key]
+    meta.update({f"numeric_path.{k}": v for k, v in (rec.get("numeric_path") or {}).items()})
     meta.update({f"config.{k}": v for k, v in config.items()})
     meta.update({f"metrics.{k}": v for k, v in (rec.get("metrics") or {}).items()})
     acc = rec.get("accuracy")
