@@ -68,8 +68,10 @@ def _close(a, b, rtol=1e-4, atol=2e-5):
         np.testing.assert_allclose(np.asarray(la), np.asarray(lb), rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("widths", SHAPES, ids=lambda w: "x".join(map(str, w)))
-@pytest.mark.parametrize("layout", ["lanes", "models"])
+# the lanes layout (the default) on every shape class; the one-model-at-a-time layout on three
+@pytest.mark.parametrize("layout,widths", [("lanes", w) for w in SHAPES]
+                         + [("models", w) for w in ((3, 3, 3), (5, 9, 4, 2), (12, 8, 4))],
+                         ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else v)
 def test_kernel_equals_xla_step(widths, layout):
     x, y = _subset()  # 6 steps per epoch; milestones (1, 2) so the step schedule changes twice
     steps = 18
