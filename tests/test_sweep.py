@@ -429,8 +429,8 @@ def test_parse_lists():
 
 def _flag_values(*argv: str) -> absl_flags.FlagValues:
     fv = absl_flags.FlagValues()
-    sweep_flags.define_sweep_flags(fv)
-    sweep_flags.define_sweep_flags(fv)  # idempotent
+    sweep_flags.define_sweep_flags(flag_values=fv)
+    sweep_flags.define_sweep_flags(flag_values=fv)  # idempotent
     absl_flags.DEFINE_string("lrs", "0.1", "lrs", flag_values=fv)
     absl_flags.DEFINE_integer("epochs", 50, "epochs", flag_values=fv)
     fv(["prog", *argv])
