@@ -645,11 +645,18 @@ class Store:
 
     def _insert_rows(self, rows: Sequence[tuple]) -> int:
         """INSERT OR IGNORE rows of ``(*COLUMNS, checksum)`` in one transaction, checkpoint."""
-        marks = ",".join("?" * (len(COLUMNS) + 1))
+        return self._insert_or_ignore("runs", (*COLUMNS, CHECKSUM), rows)
+
+    def _insert_or_ignore(self, table: str, columns: Sequence[str], rows: Sequence[tuple],
+                          schema: str | None = None) -> int:
+        """INSERT OR IGNORE `rows` into `table` in one transaction (creating it with `schema`
+        first when given), then checkpoint; returns how many rows were new."""
+        marks = ",".join("?" * len(columns))
         with self._transaction():
+            if schema is not None:
+                self._conn.execute(schema)
             before = self._conn.total_changes
-            self._conn.executemany(
-                f"INSERT OR IGNORE INTO runs ({','.join(COLUMNS)},{CHECKSUM}) VALUES ({marks})", rows)
+            self._conn.executemany(f"INSERT OR IGNORE INTO {table} ({','.join(columns)}) VALUES ({marks})", rows)
             added = self._conn.total_changes - before
         self.checkpoint()
         return added
@@ -1092,14 +1099,7 @@ def write_partials(store: "Store", rows: Iterable[tuple[str, int, Mapping[str, A
     encoded = [_partial_row(*r) for r in rows]
     if not encoded:
         return 0
-    with store._transaction():
-        store._conn.execute(_PARTIAL_SCHEMA)
-        before = store._conn.total_changes
-        store._conn.executemany(
-            f"INSERT OR IGNORE INTO partials ({','.join(PARTIAL_COLUMNS)},checksum) VALUES (?,?,?,?,?)", encoded)
-        added = store._conn.total_changes - before
-    store.checkpoint()
-    return added
+    return store._insert_or_ignore("partials", (*PARTIAL_COLUMNS, "checksum"), encoded, schema=_PARTIAL_SCHEMA)
 
 
 def _partial_query(store: "Store", cols: str, ids: Sequence[str], extra: str = "",
