@@ -31,7 +31,7 @@ import hashlib
 import math
 import numbers
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -274,6 +274,47 @@ def params_type(method: str) -> type:
     if method in SEARCH_KINDS:
         return NoParams
     return getattr(registry.get(method), "params_type", None) or NoParams
+
+
+def parse_method_params(text: str | None, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``method.field=value,...`` (e.g. ``gmp.cubic_events=99,rigl.delta_t=50``) as
+    ``{method: {field: value}}``, each value converted to the type of the field's default and
+    checked by constructing the method's params; ValueError naming ``--method_params``. Every
+    method named must be in ``methods`` (the launch's), so a typo never silently does nothing."""
+    out: dict[str, dict[str, Any]] = {}
+    if not text:
+        return out
+    for item in str(text).split(","):
+        key, eq, raw = item.strip().partition("=")
+        method, dot, field = key.partition(".")
+        if not (eq and dot and method and field and raw):
+            raise ValueError(f"--method_params: {item.strip()!r} is not method.field=value "
+                             "(e.g. gmp.cubic_events=99,rigl.delta_t=50)")
+        if method not in methods:
+            raise ValueError(f"--method_params: {method!r} is not a method of this launch "
+                             f"({', '.join(methods)})")
+        ptype = params_type(method)
+        fields = {f.name: f for f in dataclasses.fields(ptype)}
+        if field not in fields:
+            raise ValueError(f"--method_params: {method!r} has no parameter {field!r}; "
+                             f"allowed: {', '.join(sorted(fields)) or '(none)'}")
+        kind = type(getattr(ptype(), field))
+        try:
+            if kind is bool:
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(raw)
+                value: Any = raw.lower() in ("true", "1")
+            else:
+                value = kind(raw)
+        except ValueError:
+            raise ValueError(f"--method_params: {method}.{field} needs a {kind.__name__}, got {raw!r}") from None
+        out.setdefault(method, {})[field] = value
+    for method, mp in out.items():
+        try:
+            params_type(method)(**mp)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"--method_params: {method}: {' '.join(str(err).split())}") from None
+    return out
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,27 +1,36 @@
-"""The combinatorial search end to end on the CPU `smoke` preset, and its bad inputs."""
+"""The combinatorial search end to end on the CPU `smoke` preset (the library job, in-process),
+and its bad inputs (one CLI launch; the rest through the job's own checks)."""
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
+from sparsejax.jobs import comb_search as job
 from sparsejax.search import combinatorial as comb
+from sparsejax.sweep import flags as sweep_flags
 from sparsejax.sweep.store import Store
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAG_DEFAULTS = {"target": 0.95, "width": 16, "phase": "both", "config": None, "init": "random",
+                 "lrs": "0.05,0.1", "phase2_lrs": None, "schedules": "constant,cosine,step", "epochs": 50,
+                 "seed": 0, "phase1_max_nnz": None, "max_weight_sum": None, "first_k_w2": None,
+                 "max_levels": None, "keep_going": False, "population_size": 1024}
 
 
-def _run(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "experiments.comb_search", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+def _smoke(**overrides):
+    return job.settings({**FLAG_DEFAULTS, **job.PRESETS["smoke"], **overrides})
 
 
-def test_smoke_preset_end_to_end(tmp_path):
+def _args(store, **kw):
+    return sweep_flags.SweepArgs(store=str(store), preset="smoke", dry_run=False, num_shards=kw.get("num_shards", 1),
+                                 shard_index=kw.get("shard_index", 0), population_size=16, chunk_steps=390)
+
+
+def test_smoke_preset_end_to_end(tmp_path, capsys):
     store = str(tmp_path / "smoke.sqlite")
-    proc = _run("--preset=smoke", f"--store={store}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = proc.stdout
+    res = job.run(_smoke(), _args(store))
+    out = capsys.readouterr().out
     assert "phase 1: sparsest configuration exceeding 0.6" in out
     s = comb.SearchSettings(width=3, lrs=(0.1,), schedules=("cosine",), epochs=1, population_size=16)
     plan1 = comb.phase1_plan(s)
@@ -31,27 +40,27 @@ def test_smoke_preset_end_to_end(tmp_path):
         assert len(recs) == 27
         n_search = sum(1 for r in st.iter_records() if r["config"]["method"] == "search")
     best = comb.select_phase1(store, plan1, 0.6)
-    assert f"{best}" in out
+    assert res.configuration == best and f"{best}" in out
     # the selection is the sparsest config above the target (an independent scan of the records)
     ok = [(comb.mlp.structured_nnz(r["config"]["structure"]), tuple(r["config"]["structure"]))
           for r in recs if r["accuracy"] > 0.6]
     assert best == min(ok)[1]
     assert n_search >= 1  # phase 2 trained at least its first nnz level
     # relaunching resumes: nothing is trained again
-    again = _run("--preset=smoke", f"--store={store}", "--dry_run")
-    assert again.returncode == 0
-    assert "runs: total=27 done=27 todo=0" in again.stdout
+    job.dry_run(_smoke(), _args(store))
+    assert "runs: total=27 done=27 todo=0" in capsys.readouterr().out
 
 
-def test_a_shard_trains_its_runs_and_decides_nothing(tmp_path):
+def test_a_shard_trains_its_runs_and_decides_nothing(tmp_path, capsys):
     """Issue 12 item 6: a shard sees part of phase 1, so it must not select (or reject) any
     configuration; it trains its share and says how to decide on the merged store."""
     store = str(tmp_path / "shard0.sqlite")
-    proc = _run("--preset=smoke", f"--store={store}", "--num_shards=2", "--shard_index=0")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "no configuration exceeds" not in proc.stdout and "sparsest configuration" not in proc.stdout
-    assert "winner" not in proc.stdout
-    assert "merge" in proc.stdout and "without --num_shards" in proc.stdout
+    res = job.run(_smoke(), _args(store, num_shards=2, shard_index=0))
+    out = capsys.readouterr().out
+    assert not res.decided and res.configuration is None and res.winner is None
+    assert "no configuration exceeds" not in out and "sparsest configuration" not in out
+    assert "winner" not in out
+    assert "merge" in out and "without --num_shards" in out
     s = comb.SearchSettings(width=3, lrs=(0.1,), schedules=("cosine",), epochs=1, population_size=16)
     shard = comb.plan_lib.shard(comb.phase1_plan(s), 2, 0)
     with Store(store, create=False) as st:
@@ -60,15 +69,28 @@ def test_a_shard_trains_its_runs_and_decides_nothing(tmp_path):
     assert methods == ["structured"] * len(shard)  # phase 2 did not start from a shard
 
 
-@pytest.mark.parametrize("flag,needle", [
-    ("--target=1.5", "--target"), ("--target=0", "--target"), ("--lrs=0.1,-1", "--lrs"),
-    ("--schedules=linear", "--schedules"), ("--config=3,0,2", "--config"), ("--width=0", "--width"),
-    ("--init=/nonexistent.npz", "init"), ("--preset=nope", "--preset"), ("--bogus_flag=1", "bogus_flag"),
+@pytest.mark.parametrize("override,needle", [
+    ({"target": 1.5}, "--target"), ({"target": 0}, "--target"), ({"lrs": "0.1,-1"}, "--lrs"),
+    ({"schedules": "linear"}, "--schedules"), ({"config": "3,0,2"}, "--config"), ({"width": 0}, "--width"),
+    ({"phase": "2", "config": "3,2,2", "init": "/nonexistent.npz"}, "init"), ({"phase": "2"}, "--config"),
+    ({"max_levels": 0}, "--max_levels"),
 ])
+def test_bad_settings_name_the_flag(override, needle):
+    with pytest.raises(ValueError, match=needle):
+        job.settings({**FLAG_DEFAULTS, "epochs": 1, **override})
+
+
+def test_sharded_phase_2_needs_max_levels(tmp_path):
+    with pytest.raises(ValueError, match="--max_levels"):
+        job.dry_run(job.settings({**FLAG_DEFAULTS, "epochs": 1}), _args(tmp_path / "s.sqlite", num_shards=2))
+
+
+@pytest.mark.parametrize("flag,needle", [("--target=1.5", "--target"), ("--preset=nope", "--preset"),
+                                         ("--bogus_flag=1", "bogus_flag")])
 def test_bad_input_exits_cleanly(tmp_path, flag, needle):
     store = tmp_path / "s.sqlite"
-    extra = ["--phase=2", "--config=3,2,2"] if flag.startswith("--init") else []
-    proc = _run(flag, f"--store={store}", "--epochs=1", *extra, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "experiments.comb_search", flag, f"--store={store}", "--epochs=1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
     assert lines and needle in lines[-1]

@@ -306,6 +306,26 @@ def apply_preset(presets: Mapping[str, Mapping[str, Any]], name: str | None,
     return out
 
 
+def preset_values(presets: Mapping[str, Mapping[str, Any]], names: Sequence[str],
+                  flag_values: flags.FlagValues = FLAGS) -> tuple[SweepArgs, dict[str, Any]]:
+    """The checked shared sweep flags and the launcher's own values (``names``: flag names) with
+    ``--preset`` overlaid (:func:`apply_preset`); with a preset and no ``--store`` the store is
+    ``out/<preset>/store.sqlite``."""
+    preset = flag_values["preset"].value
+    if preset and flag_values["store"].value is None and preset in presets:
+        flag_values["store"].value = os.path.join(preset_out(preset), "store.sqlite")
+    args = sweep_args(flag_values)
+    values = apply_preset(presets, args.preset, {k: flag_values[k].value for k in names},
+                          given=lambda k: explicitly_given(k, flag_values))
+    return args, values
+
+
+def no_arguments(argv: Sequence[str]) -> None:
+    """ValueError when a launcher got positional arguments (absl passes them through)."""
+    if len(argv) > 1:
+        raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}")
+
+
 # ----------------------------------------------------------------------------- errors
 
 def fail(msg: str) -> NoReturn:

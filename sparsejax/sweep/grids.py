@@ -1,7 +1,7 @@
 """Run-config grids of the paper's experiments (SPEC §6), shared by the launchers."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from sparsejax import mlp
 from sparsejax.pruning import registry
@@ -29,10 +29,12 @@ def dropped_budgets(methods: Sequence[str], widths: Sequence[int],
 
 
 def pruning_configs(methods: Sequence[str], widths: Sequence[int], budgets: Sequence[int], lrs: Sequence[float],
-                    schedules: Sequence[str], epochs: int, repeats: int = 1, init: str = "random") -> list[dict]:
+                    schedules: Sequence[str], epochs: int, repeats: int = 1, init: str = "random",
+                    method_params: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
     """methods × widths × budgets × lrs × schedules × seeds, budgets kept where B < N_w of the
     trained width (methods without a budget, e.g. dense, once per width). With a fixed init
-    (a width-D file) a width w < D is the file's top-left slice (``optimal_width``)."""
+    (a width-D file) a width w < D is the file's top-left slice (``optimal_width``).
+    ``method_params``: per method, its hyperparameters other than the defaults (part of the id)."""
     for m in methods:
         registry.get(m)
     if int(epochs) < 1:
@@ -50,8 +52,10 @@ def pruning_configs(methods: Sequence[str], widths: Sequence[int], budgets: Sequ
         for m in methods:
             bs = [b for b in budgets if b < n_w] if registry.get(m).needs_budget else [None]
             if bs:
+                mp = dict((method_params or {}).get(m) or {}) or None
                 out += plan_lib.grid(method=m, **shape, budget=bs, lr=list(lrs), schedule=list(schedules),
-                                     seed=list(range(int(repeats))), epochs=int(epochs), init=init)
+                                     seed=list(range(int(repeats))), epochs=int(epochs), init=init,
+                                     method_params=mp)
     if not out:
         raise ValueError(f"budgets: no budget below the weight count of widths {list(widths)}")
     return out
