@@ -1,5 +1,7 @@
-"""The main job: the demo's dry run (phase 2 included), the demo's code path end to end at toy
-scale, and the paper preset's 485,838 runs (SPEC §6) planned by counting, not hashing."""
+"""The main job (sparsejax.jobs.reproduce, in-process): the demo's dry run (phase 2 included), the
+demo's code path end to end at toy scale, and the paper preset's 485,838 runs (SPEC §6) planned
+by counting, not hashing; one CLI launch for the default folders and bad input."""
+import dataclasses
 import os
 import re
 import stat
@@ -7,6 +9,11 @@ import subprocess
 import sys
 
 import pytest
+
+from sparsejax import runs as runs_lib
+from sparsejax.jobs import reproduce
+from sparsejax.sweep import flags as sweep_flags
+from sparsejax.sweep import identity
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INITS = os.path.join(REPO, "..", "shared", "bench-inits")
@@ -21,21 +28,31 @@ PAPER_GROUPS = {
 STEPS = 50 * 390  # model-steps of one 50-epoch run
 
 
+ARGS = sweep_flags.SweepArgs(store=None, preset=None, dry_run=False, num_shards=1, shard_index=0,
+                             population_size=1024, chunk_steps=390)
+
+
+def _job(name, capsys, **kw):
+    """Run preset ``name`` in-process; its stdout."""
+    args = dataclasses.replace(ARGS, dry_run=kw.pop("dry_run", False))
+    reproduce.run(name, args, **kw)
+    return capsys.readouterr().out
+
+
 def _run(*args, timeout=900):
     return subprocess.run([sys.executable, "-m", "experiments.reproduce", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_demo_dry_run_counts_every_phase_and_creates_nothing(tmp_path):
+def test_demo_dry_run_counts_every_phase_and_creates_nothing(tmp_path, capsys):
     out = tmp_path / "demo"
-    proc = _run("--preset=demo", f"--out={out}", "--dry_run")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "runs: total=256 done=0 todo=256" in proc.stdout  # phase 1: 4^3 configs x 2 lrs x 2 schedules
-    assert "[2/3] phase 2: at most 256 runs" in proc.stdout  # the phase-2 budget is in the plan
-    assert "runs: total=46 done=0 todo=46" in proc.stdout    # 9 methods x 5 budgets + dense
+    text = _job("demo", capsys, out=str(out), dry_run=True)
+    assert "runs: total=256 done=0 todo=256" in text  # phase 1: 4^3 configs x 2 lrs x 2 schedules
+    assert "[2/3] phase 2: at most 256 runs" in text  # the phase-2 budget is in the plan
+    assert "runs: total=46 done=0 todo=46" in text    # 9 methods x 5 budgets + dense
     total = re.search(r"^total: ([\d,]+) runs \(at most\), ([\d,]+) model-steps; predicted (.+?) of training",
-                      proc.stdout, re.M)
-    assert total, proc.stdout
+                      text, re.M)
+    assert total, text
     assert int(total.group(1).replace(",", "")) == 256 + 256 + 46
     lth_extra = 5 * 4 * STEPS  # LTH trains 5 rounds: 4 extra trainings for each of its 5 budgets
     assert int(total.group(2).replace(",", "")) == (256 + 256 + 46) * STEPS + lth_extra
@@ -43,46 +60,32 @@ def test_demo_dry_run_counts_every_phase_and_creates_nothing(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isdir(INITS), reason="the paper's init files are not beside the repository")
-def test_paper_dry_run_prints_every_group_and_the_total_with_hours(tmp_path):
-    proc = _run("--preset=paper", f"--out={tmp_path / 'paper'}", f"--bench_inits={INITS}", "--dry_run")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    found = dict(re.findall(r"^(.+?): ([\d,]+) runs, [\d,]+ model-steps, ~.+ predicted$", proc.stdout, re.M))
+def test_paper_dry_run_prints_every_group_and_the_total_with_hours(tmp_path, capsys):
+    text = _job("paper", capsys, out=str(tmp_path / "paper"), bench_inits=INITS, dry_run=True)
+    found = dict(re.findall(r"^(.+?): ([\d,]+) runs, [\d,]+ model-steps, ~.+ predicted$", text, re.M))
     assert {g: int(n.replace(",", "")) for g, n in found.items()} == PAPER_GROUPS
     assert re.search(r"^total: 485,838 runs, [\d,]+ model-steps; predicted [\d,.]+ hours on this machine's "
-                     r"measured throughput", proc.stdout, re.M), proc.stdout
+                     r"measured throughput", text, re.M), text
     assert not (tmp_path / "paper").exists()
 
 
-PLANNING_DRIVER = r"""
-import sys
-from absl import flags
-from sparsejax import runs
-from sparsejax.sweep import identity
-calls = {"run_id": 0, "validate": 0}
-def counting(name, fn):
-    def wrapped(*a, **k):
-        calls[name] += 1
-        return fn(*a, **k)
-    return wrapped
-identity.run_id = counting("run_id", identity.run_id)
-runs.validate = counting("validate", runs.validate)
-from experiments import reproduce
-flags.FLAGS(["reproduce"])
-total = reproduce.plan_paper(reproduce.PRESETS["paper"], sys.argv[1], echo=lambda _: None)
-print(total.runs, total.model_steps, calls["run_id"], calls["validate"])
-"""
-
-
 @pytest.mark.skipif(not os.path.isdir(INITS), reason="the paper's init files are not beside the repository")
-def test_paper_planning_counts_runs_without_hashing_each():
+def test_paper_planning_counts_runs_without_hashing_each(monkeypatch):
     """Planning 485,838 runs validates and hashes only a sample per group (10 groups x <= 16
     configs, +2 per phase-2 space), never each run: work counted, not time."""
-    proc = subprocess.run([sys.executable, "-c", PLANNING_DRIVER, INITS], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    runs, steps, ids, validations = (int(v) for v in proc.stdout.split())
-    assert runs == sum(PAPER_GROUPS.values()) == 485838
-    assert steps > runs * STEPS  # LTH's five rounds come on top
+    calls = {"run_id": 0, "validate": 0}
+
+    def counting(name, fn):
+        def wrapped(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return wrapped
+    monkeypatch.setattr(identity, "run_id", counting("run_id", identity.run_id))
+    monkeypatch.setattr(runs_lib, "validate", counting("validate", runs_lib.validate))
+    total = reproduce.plan_paper(reproduce.PRESETS["paper"], INITS, echo=lambda _: None)
+    assert total.runs == sum(PAPER_GROUPS.values()) == 485838
+    assert total.model_steps > total.runs * STEPS  # LTH's five rounds come on top
+    ids, validations = calls["run_id"], calls["validate"]
     assert 0 < ids <= 10 * 16 + 4 * 2 and 0 < validations <= 10 * 16 + 4 * 2, (ids, validations)
 
 
@@ -99,13 +102,11 @@ def test_each_preset_has_its_own_out_folder_and_bad_inputs_fail_first(tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_demo_code_path_end_to_end_at_toy_scale(tmp_path):
+def test_demo_code_path_end_to_end_at_toy_scale(tmp_path, capsys):
     """The README's main command in reduced form (--preset=smoke: 1 epoch, {1,2}^3, 3 methods):
     the finding is printed last and opens report.html; outputs are mode 0644."""
     out = tmp_path / "smoke"
-    proc = _run("--preset=smoke", f"--out={out}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout
+    text = _job("smoke", capsys, out=str(out))
     assert "[1/4] phase 1: 8 runs" in text and "[4/4] finding, report and viewer" in text
     tail = text[text.index("The finding (sparsest model above 60 %):"):]
     assert re.search(r"^  search \(phase 1 \+ 2\)", tail, re.M)

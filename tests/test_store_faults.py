@@ -392,3 +392,25 @@ def test_numeric_path_mismatch_is_refused_unless_allowed(tmp_path, monkeypatch, 
                 "numeric_path.jaxlib", "numeric_path.numpy", "numeric_path.code",
                 "numeric_path.differs_from_store"):
         assert col in header
+
+
+def test_a_store_of_another_run_config_schema_is_refused_untouched(tmp_path):
+    """Issue 11: the store records the run-config schema its ids were hashed with; under
+    another schema an id names another computation, so a resume is refused before any write."""
+    import sqlite3
+
+    from sparsejax.sweep import identity, numeric_path, runner
+    from sparsejax.sweep.store import Store
+    path = str(tmp_path / "s.sqlite")
+    with Store(path) as st:
+        st.claim_numeric_path(numeric_path.store_path())
+        assert st.config_schema() == str(identity.SCHEMA_VERSION)
+    runner.check_numeric_path(path, allow_change=False)  # this schema: accepted
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value='0' WHERE key='config_schema'")
+    conn.commit()
+    conn.close()
+    before = open(path, "rb").read()
+    with pytest.raises(ValueError, match="run-config schema 0"):
+        runner.check_numeric_path(path, allow_change=True)  # no flag overrides it
+    assert open(path, "rb").read() == before

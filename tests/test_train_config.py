@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from experiments import train as train_launcher
+from sparsejax.jobs import train as train_launcher
 from sparsejax import runs
 
 CFG = {"method": "snip", "widths": [4, 4, 4], "budget": 12, "epochs": 1, "lr": 0.1, "schedule": "cosine"}

@@ -154,6 +154,10 @@ def check_numeric_path(store_path: str, allow_change: bool) -> tuple[dict | None
     if _is_blank(store_path):
         return None, False
     with _open_store(store_path, create=False) as store:
+        try:
+            store.check_config_schema()
+        except StoreError as err:
+            raise ValueError(f"store: {err}") from None
         stored, empty = store.numeric_path(), store.count() == 0
     if stored is None and empty:
         return None, False

@@ -71,6 +71,7 @@ COLUMNS = ("run_id", "status", "config", *METRIC_COLUMNS, "metrics", "numeric_pa
 SCALAR_COLUMNS = COLUMNS[:-len(BLOB_COLUMNS)]
 V1_MISSING = ("numeric_path",)  # columns schema 1 did not have (besides checksum)
 CHECKSUM = "checksum"
+CURVE_KEY = "loss_curve"  # a record's (epochs,) float32 training loss per epoch, kept in its params blob
 RECORD_KEYS = frozenset(COLUMNS)
 _IN_CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 
@@ -208,10 +209,11 @@ def _masks_blob(masks: Any) -> bytes:
     return _encode_flat(out)
 
 
-def _params_blob(params: Any) -> bytes:
-    """Parameters as float32 arrays, then ``encode_arrays``."""
-    return _encode_flat({n: a.astype(np.float32, copy=False)
-                         for n, a in flatten_arrays(params).items()})
+def _params_blob(params: Any, curve: Any = None) -> bytes:
+    """Parameters (and the loss curve, when given, as ``CURVE_KEY``) as float32 arrays, then
+    ``encode_arrays``."""
+    flat = flatten_arrays(params) | ({} if curve is None else {CURVE_KEY: np.asarray(curve).reshape(-1)})
+    return _encode_flat({n: a.astype(np.float32, copy=False) for n, a in flat.items()})
 
 
 # ----------------------------------------------------------------------------- rows
@@ -243,11 +245,11 @@ def record_to_row(record: Mapping[str, Any]) -> tuple:
 
     ``config`` is required; ``run_id`` defaults to ``identity.run_id(config)``; keys that are not
     columns are folded into ``metrics``; ``numeric_path`` is a dict (or None); ``masks``/``params``
-    may be arrays trees or bytes.
+    may be arrays trees or bytes; ``loss_curve`` (an array) goes into the params blob.
     """
     if "config" not in record:
         raise ValueError("record needs a 'config'")
-    extra = {k: v for k, v in record.items() if k not in RECORD_KEYS}
+    extra = {k: v for k, v in record.items() if k not in RECORD_KEYS and k != CURVE_KEY}
     metrics = dict(record.get("metrics") or {})
     clash = set(extra) & set(metrics)
     if clash:
@@ -269,7 +271,7 @@ def record_to_row(record: Mapping[str, Any]) -> tuple:
         _json(metrics) if metrics else None,
         _numeric_path_text(record.get("numeric_path")),
         masks if isinstance(masks, (bytes, type(None))) else _masks_blob(masks),
-        params if isinstance(params, (bytes, type(None))) else _params_blob(params),
+        params if isinstance(params, (bytes, type(None))) else _params_blob(params, record.get(CURVE_KEY)),
     )
 
 
@@ -355,6 +357,8 @@ def row_to_record(row: Sequence[Any], columns: Sequence[str], decode_blobs: bool
         for key in ("masks", "params"):
             if rec.get(key) is not None:
                 rec[key] = decode_arrays(rec[key])
+        if CURVE_KEY in (rec.get("params") or {}):  # absent in records stored before curves
+            rec[CURVE_KEY] = rec["params"].pop(CURVE_KEY)
     return rec
 
 
@@ -604,7 +608,7 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a meta value (the magic marker and schema version are read-only)."""
-        if key in ("magic", "schema_version"):
+        if key in ("magic", "schema_version", "config_schema"):
             raise ValueError(f"meta key {key!r} is managed by the store")
         with self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
@@ -620,14 +624,30 @@ class Store:
 
     def claim_numeric_path(self, path: Mapping[str, Any]) -> dict | None:
         """Record ``path`` as the store's numeric path if it has none and holds no runs (one
-        transaction, so racing launchers agree); returns the path recorded afterwards."""
+        transaction, so racing launchers agree), and the run-config schema version if none is
+        recorded; returns the numeric path recorded afterwards."""
         with self._transaction():
             has = self._conn.execute("SELECT value FROM meta WHERE key='numeric_path'").fetchone()
             empty = self._conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None
             if has is None and empty:
                 self._conn.execute("INSERT INTO meta VALUES ('numeric_path', ?)",
                                    (numeric_path_lib.dumps(path),))
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('config_schema', ?)",
+                               (str(identity.SCHEMA_VERSION),))
         return self.numeric_path()
+
+    def config_schema(self) -> str:
+        """The run-config schema version the store's run ids were hashed with (a store from
+        before this was recorded holds schema 1, the only one then)."""
+        return self.get_meta("config_schema") or "1"
+
+    def check_config_schema(self) -> None:
+        """StoreError unless the store's run ids were hashed with this code's run-config schema:
+        under another schema an id names another computation, so resuming would mix them."""
+        if self.config_schema() != str(identity.SCHEMA_VERSION):
+            raise StoreError(f"{self.path}: its run ids were hashed with run-config schema "
+                             f"{self.config_schema()}, this code uses schema {identity.SCHEMA_VERSION}; "
+                             "the same id would name another computation: use another --store")
 
     # -- writing
 
