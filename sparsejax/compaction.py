@@ -296,7 +296,8 @@ def train_compacted(pop: train.Population, x_all, y_all, cfg: train.TrainConfig,
     With `split`, models are grouped by their own bucketed shape and each group trains as its own
     population at ``TrainConfig(widths=shape)``; otherwise the whole population trains at one
     shape. A model's numbers do not depend on its group (per-model keys and data orders).
-    `progress` sees groups one after another as one run of ``groups × steps`` steps; `observe`
+    `progress` sees the population's steps (``steps`` in all), each group's counted in
+    proportion to its models, so model-steps and ETAs stay true; `observe`
     and `place` see each group's compacted population. The caller guarantees the masks stay
     fixed during training (:func:`eligible`)."""
     _, full = _check_population(pop.params, "params")
@@ -307,7 +308,8 @@ def train_compacted(pop: train.Population, x_all, y_all, cfg: train.TrainConfig,
     groups = group_by_shape(plan) if split else {plan.shape: np.arange(p)}
     total_steps = cfg.epochs * cfg.steps_per_epoch(len(np.asarray(y_all).reshape(-1)))
     t0, trained, order, shapes = time.perf_counter(), [], [], [None] * p
-    for g, (shape, idx) in enumerate(groups.items()):
+    models_before = 0
+    for shape, idx in groups.items():
         sub = plan if not split else subplan(plan, idx, pop.masks)
         if split and sub.shape != shape:  # bucketing is monotone, so the group's max is its shape
             raise AssertionError(f"group shape {shape} != its plan's {sub.shape}")
@@ -318,12 +320,13 @@ def train_compacted(pop: train.Population, x_all, y_all, cfg: train.TrainConfig,
         part = _compact_population(part, sub)
         part = place(part) if place is not None else part
         report = None
-        if progress is not None:
-            done_before = g * total_steps
-            report = lambda d, t, s, base=done_before: progress(base + d, len(groups) * t, time.perf_counter() - t0)
+        if progress is not None:  # a group of n of the p models advancing d steps is n·d/p population steps
+            report = lambda d, t, s, m=models_before, n=len(idx): progress(
+                (m * total_steps + n * d) / p, total_steps, time.perf_counter() - t0)
         part = train.train(part, x_all, y_all, dataclasses.replace(cfg, widths=sub.shape), progress=report,
                            observe=observe)
         trained.append(_scatter_population(part, sub))
+        models_before += len(idx)
         order.append(idx)
         for i in idx:
             shapes[int(i)] = sub.shape

@@ -187,8 +187,12 @@ def test_split_and_unsplit_agree_and_keep_model_order(subset):
     _assert_same_training(whole, split, x, y)
     calls = []
     compaction.train_compacted(pop, x, y, cfg, progress=lambda d, t, s: calls.append((d, t)))
-    n_groups = len(compaction.group_by_shape(plan))
-    assert calls[-1] == (n_groups * 64, n_groups * 64) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    # progress counts population steps, each group in proportion to its models: model-steps and
+    # ETAs stay true however many shape groups there are
+    assert calls[-1][0] == pytest.approx(64) and {t for _, t in calls} == {64}
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    sizes = [len(i) for i in compaction.group_by_shape(plan).values()]
+    assert calls[0][0] == pytest.approx(sizes[0] * 64 / sum(sizes)) or calls[0][0] < sizes[0] * 64 / sum(sizes)
 
 
 def _hand_built_masks():
