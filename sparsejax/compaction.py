@@ -145,14 +145,37 @@ def plan_compaction(masks_P: Params, buckets: Sequence[int] = DEFAULT_BUCKETS) -
                           model_shapes_PxL=model_shapes, index=tuple(index))
 
 
-def group_by_shape(plan: CompactionPlan) -> dict[tuple[int, ...], np.ndarray]:
-    """Models grouped by their own bucketed shape: {shape: sorted model indices}, shapes in
-    ascending order. Training each group at its shape (a few compiled programs) is cheaper than
-    the whole population at the widest model's shape when kept counts vary a lot."""
+MAX_GROUPS = 4  # compiled shapes per compacted population
+
+
+def group_by_shape(plan: CompactionPlan, max_groups: int = MAX_GROUPS) -> dict[tuple[int, ...], np.ndarray]:
+    """Models grouped by bucketed shape, at most ``max_groups`` groups: {shape: sorted model
+    indices}, ascending. Starting from one group per distinct model shape, the two groups whose
+    merge (at their per-layer maximum) adds the fewest model-weights are merged until few enough
+    remain: one group per distinct shape gave ~30 small groups for a 207-run width-32
+    population, each compiled (with its gathers and scatters) and trained alone, which cost more
+    than the padding this adds. Any padded shape is exact (padding units are masked zeros); the
+    shape a model trained at is recorded in its numeric path."""
+    if max_groups < 1:
+        raise ValueError(f"max_groups: must be >= 1, got {max_groups}")
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, row in enumerate(plan.model_shapes_PxL):
         groups.setdefault(tuple(int(v) for v in row), []).append(i)
-    return {s: np.asarray(groups[s], np.int64) for s in sorted(groups)}
+    cost = lambda shape, n: n * mlp.weight_count(shape)  # noqa: E731
+    while len(groups) > max_groups:
+        keys = sorted(groups)
+        best = None
+        for a, sa in enumerate(keys):
+            for sb in keys[a + 1:]:
+                merged = tuple(max(u, v) for u, v in zip(sa, sb))
+                na, nb = len(groups[sa]), len(groups[sb])
+                extra = cost(merged, na + nb) - cost(sa, na) - cost(sb, nb)
+                if best is None or extra < best[0]:
+                    best = (extra, sa, sb, merged)
+        _, sa, sb, merged = best
+        members = groups.pop(sa) + groups.pop(sb) + groups.pop(merged, [])
+        groups[merged] = members
+    return {s: np.asarray(sorted(groups[s]), np.int64) for s in sorted(groups)}
 
 
 def _layer_indices(plan: CompactionPlan) -> list[tuple[np.ndarray | None, np.ndarray | None]]:

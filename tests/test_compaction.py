@@ -169,8 +169,30 @@ def test_compacted_training_equals_full_width(name, width, budgets, subset):
     comp, shapes = compaction.train_compacted(pop, x, y, cfg)
     plan = compaction.plan_compaction(pop.masks)
     assert any(min(s) < width for s in shapes), shapes  # the test really trains narrower layers
-    assert shapes == [tuple(int(v) for v in row) for row in plan.model_shapes_PxL]
+    own = [tuple(int(v) for v in row) for row in plan.model_shapes_PxL]
+    assert all(all(a >= b for a, b in zip(s, o)) for s, o in zip(shapes, own))  # a group never drops a unit
+    assert len(set(shapes)) <= compaction.MAX_GROUPS
     _assert_same_training(full, comp, x, y)
+
+
+def test_group_by_shape_merges_the_cheapest_pairs_down_to_max_groups():
+    import types
+    rows = [(4, 4, 4)] * 10 + [(8, 4, 4)] + [(16, 16, 16)] * 5 + [(16, 16, 8)] + [(4, 8, 4)] * 3
+    plan = types.SimpleNamespace(model_shapes_PxL=np.asarray(rows), num_models=len(rows))
+    every = compaction.group_by_shape(plan, max_groups=10)  # enough groups: one per distinct shape
+    assert {s: list(i) for s, i in every.items()} == {
+        s: [k for k, r in enumerate(rows) if r == s] for s in sorted(set(rows))}
+    for g in (1, 2, 3):
+        groups = compaction.group_by_shape(plan, max_groups=g)
+        assert len(groups) == min(g, len(set(rows)))
+        assert sorted(i for idx in groups.values() for i in idx) == list(range(len(rows)))
+        for shape, idx in groups.items():
+            assert all(all(a >= b for a, b in zip(shape, rows[i])) for i in idx)
+            assert shape == tuple(np.max([rows[i] for i in idx], axis=0))  # the group's per-layer max
+    two = compaction.group_by_shape(plan, max_groups=2)  # the wide models stay apart from the narrow
+    assert set(two) == {(8, 8, 4), (16, 16, 16)}
+    with pytest.raises(ValueError, match="max_groups"):
+        compaction.group_by_shape(plan, max_groups=0)
 
 
 def test_split_and_unsplit_agree_and_keep_model_order(subset):

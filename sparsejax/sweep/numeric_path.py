@@ -99,7 +99,8 @@ def record_path(widths: Sequence[int], kernel: str = "auto",
     return {**environment(compaction), "kernel": train.resolve_kernel(kernel, tuple(widths))}
 
 
-COMPACTION_RULE = "pruning-at-init runs: hidden layers compacted to 4,8,16,32,64,128 (runs.compactable, widths >= 32)"
+COMPACTION_RULE = ("pruning-at-init runs: hidden layers compacted to 4,8,16,32,64,128, one group per bucket of "
+                   "the widest layer (runs.compactable, widths >= 32)")
 
 
 def store_path(compaction: str | None = COMPACTION_RULE) -> dict[str, Any]:
