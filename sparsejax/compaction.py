@@ -339,7 +339,8 @@ def train_compacted(pop: train.Population, x_all, y_all, cfg: train.TrainConfig,
         part = pop if not split else pop._replace(
             params=_take(pop.params, idx), masks=_take(pop.masks, idx), momentum=_take(pop.momentum, idx),
             lr=_take(pop.lr, idx), schedule=_take(pop.schedule, idx), key=_take(pop.key, idx),
-            diverged=_take(pop.diverged, idx), hook_state=_take(pop.hook_state, idx))
+            diverged=_take(pop.diverged, idx), hook_state=_take(pop.hook_state, idx),
+            loss_sums=_take(pop.loss_sums, idx))
         part = _compact_population(part, sub)
         part = place(part) if place is not None else part
         report = None

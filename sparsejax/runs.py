@@ -226,6 +226,7 @@ def prepare_population(configs: list[dict], chunk_steps: int = 390,
         masks = mlp.masks_from_weights(wm, "out_degree") if wm is not None else jax.tree.map(jnp.ones_like, params)
     pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], _tagged(keys_P, TAG_DATA),
                                 hook_state=method.initial_hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
+    pop = train.with_loss_sums(pop, tcfg.epochs)  # allocated here so saved states carry them
     pop = place(pop) if place is not None else pop
     return PopulationState(cfgs, ids, shape, tcfg, pop, epoch=0, t_mark=t0)
 
@@ -260,7 +261,8 @@ def advance_population(state: PopulationState, stop_epoch: int,
 
 def population_leaves(state: PopulationState) -> list[np.ndarray]:
     """The population's state as host arrays with a leading run axis (``jax.tree.leaves`` order
-    of the Population: params, masks, momentum, lr, schedule, key, diverged, hook state)."""
+    of the Population: params, masks, momentum, lr, schedule, key, diverged, hook state, loss
+    sums)."""
     return [np.asarray(leaf) for leaf in jax.tree.leaves(state.pop)]
 
 
@@ -269,9 +271,15 @@ def restore_population(configs: list[dict], leaves: Sequence[np.ndarray], epoch:
                        place: Callable[[train.Population], train.Population] | None = None,
                        true_shape: bool = True) -> PopulationState:
     """A population saved by :func:`population_leaves` after `epoch` epochs, ready to advance;
-    ValueError when the arrays do not fit the runs' population (shape or dtype)."""
+    ValueError when the arrays do not fit the runs' population (shape or dtype). A state saved
+    before populations kept loss sums (one array short: they are the last leaf) resumes with
+    NaN sums for its first `epoch` epochs (unknown), so its loss curve starts there."""
     state = prepare_population(configs, chunk_steps, None, true_shape)
     ref, treedef = jax.tree.flatten(state.pop)
+    if len(leaves) == len(ref) - 1:
+        sums = np.zeros(ref[-1].shape, np.float32)
+        sums[:, :int(epoch)] = np.nan
+        leaves = [*leaves, sums]
     if len(ref) != len(leaves):
         raise ValueError(f"saved state has {len(leaves)} arrays, the population needs {len(ref)}")
     out = []
@@ -301,6 +309,7 @@ def finish_population(state: PopulationState) -> list[dict]:
     conn = connectivity.stats_records(connectivity.connectivity_stats_population(
         jax.tree.map(jnp.asarray, host_params), jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), host_masks)))
     diverged = np.asarray(pop.diverged)
+    curves = train.loss_curves(pop, state.tcfg.steps_per_epoch(len(x_all)))  # (P, epochs; LTH: rounds · epochs)
     shapes = state.trained_shapes or [tuple(shape)] * len(cfgs)
     for i, (rid, c) in enumerate(zip(ids, cfgs)):
         records.append({
@@ -315,6 +324,7 @@ def finish_population(state: PopulationState) -> list[dict]:
                 shapes[i], state.tcfg.kernel,
                 compaction="x".join(map(str, shapes[i])) if state.trained_shapes is not None else "off"),
             "connectivity": conn[i],
+            "loss_curve": curves[i],
             "masks": jax.tree.map(lambda a: a[i], host_masks),
             "params": jax.tree.map(lambda a: a[i], host_params),
         })

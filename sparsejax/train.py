@@ -86,7 +86,10 @@ class TrainConfig:
 
 
 class Population(NamedTuple):
-    """Per-model state; every leaf has a leading axis P."""
+    """Per-model state; every leaf has a leading axis P. ``loss_sums`` (P, E) float32: for each
+    of the run's E epochs, the sum of that epoch's minibatch training losses (each step's
+    ``mlp.loss`` before its update; :func:`loss_curves` divides by the steps per epoch); ``()``
+    until :func:`with_loss_sums` or :func:`train` allocates it."""
     params: Params
     masks: Params
     momentum: Params
@@ -95,6 +98,19 @@ class Population(NamedTuple):
     key: Array         # (P, 2) uint32 raw key data: fold_in(root, model_id)
     diverged: Array    # (P,) bool, sticky
     hook_state: Any = ()
+    loss_sums: Any = ()
+
+
+def with_loss_sums(pop: Population, epochs: int) -> Population:
+    """`pop` with zero per-epoch loss sums (P, epochs), placed like its learning rates (sharded
+    along P when they are)."""
+    zeros = jnp.zeros((pop.lr.shape[0], int(epochs)), jnp.float32)
+    return pop._replace(loss_sums=jax.device_put(zeros, pop.lr.sharding) if isinstance(pop.lr, jax.Array) else zeros)
+
+
+def loss_curves(pop: Population, steps_per_epoch: int) -> np.ndarray:
+    """(P, E) float32: each model's mean minibatch training loss of every epoch."""
+    return np.asarray(pop.loss_sums, np.float32) / np.float32(steps_per_epoch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,34 +265,40 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
     if hook is not None:
         pop = jax.lax.cond(hook.is_event(step), lambda p: hook.update(p, step, *batch(p)), lambda p: p, pop)
 
-    def sgd(pop: Population) -> Population:
+    def sgd(pop: Population) -> tuple[Population, Array]:
         lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones, cfg.lr_gamma)
         if kernel in ("fused", "fused_models"):  # the kernel draws each model's minibatch itself
             # "fused_models" (internal, benchmarks only) forces the one-model-at-a-time layout
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
-            params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
-                                              (step % spe) * cfg.batch_size, lr, cfg.batch_size,
-                                              cfg.momentum, cfg.weight_decay,
-                                              layout="models" if kernel == "fused_models" else "auto")
+            params, mom, loss = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
+                                                    (step % spe) * cfg.batch_size, lr, cfg.batch_size,
+                                                    cfg.momentum, cfg.weight_decay,
+                                                    layout="models" if kernel == "fused_models" else "auto")
         elif kernel == "xla_lanes":  # models-last layout; draws the minibatch in (B, P) layout
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
-            params, mom = xla_lanes.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
-                                             step % spe, lr, cfg.batch_size, cfg.momentum, cfg.weight_decay)
+            params, mom, loss = xla_lanes.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
+                                                   step % spe, lr, cfg.batch_size, cfg.momentum, cfg.weight_decay)
         else:
             x, y = batch(pop)
-            grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
+            loss, grads = jax.vmap(jax.value_and_grad(mlp.loss))(pop.params, x, y)
             params, mom = jax.vmap(functools.partial(sgd_update, momentum_coef=cfg.momentum,
                                                      weight_decay=cfg.weight_decay))(
                 pop.params, pop.masks, pop.momentum, grads, lr)
-        return pop._replace(params=params, momentum=mom)
+        return pop._replace(params=params, momentum=mom), loss
+
+    def no_sgd(pop: Population) -> tuple[Population, Array]:  # the step's loss all the same
+        return pop, jax.vmap(mlp.loss)(pop.params, *batch(pop))
 
     if hook is not None and hook.skip_optimizer:
-        pop = jax.lax.cond(hook.is_event(step), lambda p: p, sgd, pop)
+        pop, loss = jax.lax.cond(hook.is_event(step), no_sgd, sgd, pop)
     else:
-        pop = sgd(pop)
-    return pop._replace(diverged=pop.diverged | ~_all_finite(pop.params))
+        pop, loss = sgd(pop)
+    pop = pop._replace(diverged=pop.diverged | ~_all_finite(pop.params))
+    if isinstance(pop.loss_sums, tuple):  # not allocated (a chunk program called directly): no curve
+        return pop
+    return pop._replace(loss_sums=pop.loss_sums.at[:, step // spe].add(loss))
 
 
 TRACE_COUNT = {"chunk": 0}  # incremented at trace time; tests use it to prove caching works
@@ -307,6 +329,10 @@ def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None
     schedules restart). `progress(steps_done, total_steps, seconds)` is called after each chunk,
     and `observe(pop)` sees the population after each chunk (tests check invariants with it).
 
+    Each step adds its minibatch losses to ``pop.loss_sums`` at its epoch (allocated here as
+    zeros when it is ``()``; otherwise it must be (P, ``cfg.epochs``)); an event step of a hook
+    with ``skip_optimizer`` adds the loss of its minibatch without the update.
+
     `start_step`/`stop_step` train only the steps [start, stop) of the ``cfg.epochs`` run (the
     schedules stay defined on all of it): a population stopped at step s and continued from s
     is bit-identical to one trained straight through: chunks stay on the grid of multiples of
@@ -319,6 +345,10 @@ def train(pop: Population, x_all, y_all, cfg: TrainConfig, hook: MaskHook | None
     total = full if stop_step is None else int(stop_step)
     if not 0 <= int(start_step) <= total <= full:
         raise ValueError(f"need 0 <= start_step <= stop_step <= {full}, got {start_step}, {stop_step}")
+    if isinstance(pop.loss_sums, tuple):
+        pop = with_loss_sums(pop, cfg.epochs)
+    elif tuple(pop.loss_sums.shape) != (pop.lr.shape[0], cfg.epochs):
+        raise ValueError(f"loss_sums: shape {tuple(pop.loss_sums.shape)}, expected {(pop.lr.shape[0], cfg.epochs)}")
     done, t0 = int(start_step), time.perf_counter()
     pop = jax.tree.map(lambda a: jnp.array(a, copy=True), pop)  # the chunks donate their input
     while done < total:

@@ -51,8 +51,9 @@ def _kernel_train(pop, x, y, cfg, layout, steps):
     def body(pop, step):
         lr = pop.lr * train.lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
         keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, step // spe))(pop.key)
-        params, mom = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys, (step % spe) * cfg.batch_size,
-                                          lr, cfg.batch_size, cfg.momentum, cfg.weight_decay, layout=layout)
+        params, mom, _ = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys,
+                                             (step % spe) * cfg.batch_size, lr, cfg.batch_size, cfg.momentum,
+                                             cfg.weight_decay, layout=layout)
         return pop._replace(params=params, momentum=mom), None
 
     return jax.lax.scan(body, pop, jnp.arange(steps))[0]

@@ -32,13 +32,15 @@ def _population(p, seed=0, widths=WIDTHS, lr=0.1, schedule="constant", density=N
 
 
 def _np_forward_backward(ws, bs, x, y):
-    """Hand-written backprop of the mean BCE-with-logits loss, float64."""
+    """Hand-written backprop of the mean BCE-with-logits loss, float64: (weight grads, bias
+    grads, the loss)."""
     hs, pre = [x], []
     for l, (w, b) in enumerate(zip(ws, bs)):
         z = hs[-1] @ w + b
         pre.append(z)
         hs.append(np.maximum(z, 0) if l < len(ws) - 1 else z)
     z = hs[-1][:, 0]
+    loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
     dz = (1 / (1 + np.exp(-z)) - y) / len(y)
     d = dz[:, None]
     gws, gbs = [None] * len(ws), [None] * len(ws)
@@ -47,27 +49,29 @@ def _np_forward_backward(ws, bs, x, y):
         gbs[l] = d.sum(0)
         if l:
             d = (d @ ws[l].T) * (pre[l - 1] > 0)
-    return gws, gbs
+    return gws, gbs, loss
 
 
 _batch_indices = jax.jit(shuffle.batch_indices, static_argnums=(2, 3, 4))
 
 
 def _np_train(params, masks, x_all, y_all, key, lr, factor_of_epoch, steps, spe, bs=128, mu=0.9, wd=5e-4):
+    """(weights, biases, each step's minibatch loss before its update (T,))."""
     ws = [np.asarray(l["w"], np.float64) * np.asarray(m["w"]) for l, m in zip(params, masks)]
     bs_ = [np.asarray(l["b"], np.float64) * np.asarray(m["b"]) for l, m in zip(params, masks)]
     mw = [np.zeros_like(w) for w in ws]
     mb = [np.zeros_like(b) for b in bs_]
+    loss_T = np.zeros(steps)
     for t in range(steps):
         idx = np.asarray(_batch_indices(key, jnp.int32(t), len(x_all), bs, spe))
-        gws, gbs = _np_forward_backward(ws, bs_, x_all[idx].astype(np.float64), y_all[idx])
+        gws, gbs, loss_T[t] = _np_forward_backward(ws, bs_, x_all[idx].astype(np.float64), y_all[idx])
         eta = lr * factor_of_epoch(t // spe)
         for l, m in enumerate(masks):
             mw[l] = mu * mw[l] + (gws[l] + wd * ws[l]) * np.asarray(m["w"])
             mb[l] = mu * mb[l] + (gbs[l] + wd * bs_[l]) * np.asarray(m["b"])
             ws[l] = (ws[l] - eta * mw[l]) * np.asarray(m["w"])
             bs_[l] = (bs_[l] - eta * mb[l]) * np.asarray(m["b"])
-    return ws, bs_
+    return ws, bs_, loss_T
 
 
 def _needs(kernel):
@@ -92,7 +96,7 @@ def test_matches_numpy_sgd(schedule, factor, kernel):
     for i in range(3):
         one = jax.tree.map(lambda a: a[i], pop.params)
         msk = jax.tree.map(lambda a: a[i], pop.masks)
-        ws, bs = _np_train(one, msk, x, y, pop.key[i], 0.2, factor, steps=25, spe=spe)
+        ws, bs, _ = _np_train(one, msk, x, y, pop.key[i], 0.2, factor, steps=25, spe=spe)
         for l in range(4):
             np.testing.assert_allclose(out.params[l]["w"][i], ws[l], rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(out.params[l]["b"][i], bs[l], rtol=1e-5, atol=1e-6)
@@ -166,6 +170,34 @@ def test_lr_factor_schedules():
         train.schedule_ids(["linear"])
 
 
+@pytest.mark.parametrize("kernel,widths", [("xla", WIDTHS), ("xla_lanes", WIDTHS), ("fused", WIDTHS),
+                                           ("fused", (20, 5, 3))],
+                         ids=["xla", "xla_lanes", "fused_lanes", "fused_models"])
+def test_loss_curve_matches_numpy(kernel, widths):
+    """Each epoch's recorded loss is the mean of its 5 minibatch losses, each before its step, as
+    the float64 NumPy loop computes them; on both XLA steps and both layouts of the fused step
+    (lanes at (4, 5, 3), one model at a time at width 20). The parameters stay those without
+    the curve (test_matches_numpy_sgd; the kernels' tests)."""
+    _needs(kernel)
+    if kernel == "fused":
+        assert cpu_kernel.pick_layout(mlp.layer_dims(widths)) == ("lanes" if widths == WIDTHS else "models")
+    x, y = _subset(700)
+    pop = _population(3, widths=widths, schedule="cosine", lr=0.2, density=0.6)
+    cfg = train.TrainConfig(widths=widths, epochs=5, chunk_steps=7, kernel=kernel)
+    out = train.train(pop, x, y, cfg)
+    curves = train.loss_curves(out, 5)
+    assert curves.shape == (3, 5) and curves.dtype == np.float32
+    for i in range(3):
+        one = jax.tree.map(lambda a: a[i], pop.params)
+        msk = jax.tree.map(lambda a: a[i], pop.masks)
+        _, _, loss_T = _np_train(one, msk, x, y, pop.key[i], 0.2, lambda e: 0.5 * (1 + np.cos(np.pi * e / 5)),
+                                 steps=25, spe=5)
+        np.testing.assert_allclose(curves[i], loss_T.reshape(5, 5).mean(axis=1), rtol=1e-4)
+    assert curves[:, -1].mean() < curves[:, 0].mean()  # it trains
+    with pytest.raises(ValueError, match="loss_sums"):
+        train.train(out, x, y, train.TrainConfig(widths=widths, epochs=4, kernel=kernel))
+
+
 def test_fused_kernel_equals_xla_step():
     _needs("fused")
     x, y = _subset(1280)
@@ -205,16 +237,16 @@ def _np_rigl_train(params, wmasks, x_all, y_all, key, lr, steps, spe, event_shif
     bs_ = [b * m for b, m in zip(bs_, mb)]
     vw = [np.zeros_like(w) for w in ws]
     vb = [np.zeros_like(b) for b in bs_]
-    events = []
+    events, loss_T = [], np.zeros(steps)
     for t in range(steps):
         idx = np.asarray(_batch_indices(key, jnp.int32(t), len(x_all), bs, spe))
-        gws, gbs = _np_forward_backward(ws, bs_, x_all[idx].astype(np.float64), y_all[idx])
+        gws, gbs, loss_T[t] = _np_forward_backward(ws, bs_, x_all[idx].astype(np.float64), y_all[idx])
         s = t + 1 - event_shift
         if s > 0 and s % 100 == 0 and s < t_end:
             events.append(t)
             if grad_shift:
                 idx2 = np.asarray(_batch_indices(key, jnp.int32(t + grad_shift), len(x_all), bs, spe))
-                dense, _ = _np_forward_backward(ws, bs_, x_all[idx2].astype(np.float64), y_all[idx2])
+                dense, _, _ = _np_forward_backward(ws, bs_, x_all[idx2].astype(np.float64), y_all[idx2])
             else:
                 dense = gws
             f = 0.3 / 2 * (1 + np.cos((s * np.pi) / t_end))
@@ -232,14 +264,15 @@ def _np_rigl_train(params, wmasks, x_all, y_all, key, lr, steps, spe, event_shif
             ms, mb = new, new_b
             ws = [w * m for w, m in zip(ws, ms)]
             bs_ = [b * m for b, m in zip(bs_, mb)]
-            if skip_sgd:
+            if skip_sgd:  # the trainer records this step's loss at the parameters after the event
+                loss_T[t] = _np_forward_backward(ws, bs_, x_all[idx].astype(np.float64), y_all[idx])[2]
                 continue
         for l in range(len(ws)):
             vw[l] = mu * vw[l] + (gws[l] + wd * ws[l]) * ms[l]
             vb[l] = mu * vb[l] + (gbs[l] + wd * bs_[l]) * mb[l]
             ws[l] = (ws[l] - lr * vw[l]) * ms[l]
             bs_[l] = (bs_[l] - lr * vb[l]) * mb[l]
-    return ws, bs_, ms, events
+    return ws, bs_, ms, events, loss_T
 
 
 @pytest.mark.parametrize("kernel", ["xla", "fused"])
@@ -268,15 +301,16 @@ def test_rigl_timing_matches_reference_loop(kernel):
     for i in range(p):
         one = jax.tree.map(lambda a: np.asarray(a[i]), params)
         m0 = [np.asarray(m[i]) for m in wm]
-        ws, bs, ms, events = _np_rigl_train(one, m0, x, y, pop.key[i], 0.1, 300, spe)
+        ws, bs, ms, events, loss_T = _np_rigl_train(one, m0, x, y, pop.key[i], 0.1, 300, spe)
         assert events == [99, 199]
+        np.testing.assert_allclose(train.loss_curves(out, spe)[i], loss_T.reshape(-1, spe).mean(axis=1), rtol=1e-4)
         for l in range(4):
             np.testing.assert_array_equal(np.asarray(out.masks[l]["w"][i]), ms[l])
             np.testing.assert_allclose(out.params[l]["w"][i], ws[l], rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(out.params[l]["b"][i], bs[l], rtol=1e-4, atol=1e-5)
         changed += int(any(np.any(ms[l] != m0[l]) for l in range(4)))
         for v, variant in enumerate(({"event_shift": 1}, {"grad_shift": 1}, {"skip_sgd": False})):
-            ws_v, _, ms_v, _ = _np_rigl_train(one, m0, x, y, pop.key[i], 0.1, 300, spe, **variant)
+            ws_v, _, ms_v, _, _ = _np_rigl_train(one, m0, x, y, pop.key[i], 0.1, 300, spe, **variant)
             differs[v] += int(any(np.any(ms_v[l] != ms[l]) or not np.allclose(ws_v[l], ws[l], rtol=1e-4, atol=1e-5)
                                   for l in range(4)))
     assert changed > 0, "RigL never changed a mask"

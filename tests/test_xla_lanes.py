@@ -37,17 +37,17 @@ def test_batch_indices_equal_the_per_model_draw():
 
 
 @pytest.mark.parametrize("widths", [(3, 3, 3), (7, 3, 3), (4, 17, 20)])  # (4, 17, 20): the reduce branch
-def test_gradients_equal_autodiff(widths):
+def test_loss_and_gradients_equal_autodiff(widths):
     p = 6
     pop = _population(p, widths)
     x, y = _subset(640)
     idx = np.random.default_rng(1).integers(0, len(x), (p, 128))
     xb, yb = jnp.asarray(x[idx]), jnp.asarray(y[idx])
-    want = jax.vmap(jax.grad(mlp.loss))(pop.params, xb, yb)
-    got = xla_lanes.from_lanes(xla_lanes.grads_lanes(xla_lanes.to_lanes(pop.params),
-                                                     jnp.moveaxis(xb, (0, 2), (2, 0)), yb.T))
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    want_loss, want = jax.vmap(jax.value_and_grad(mlp.loss))(pop.params, xb, yb)
+    loss, got = xla_lanes.loss_and_grads_lanes(xla_lanes.to_lanes(pop.params), jnp.moveaxis(xb, (0, 2), (2, 0)), yb.T)
+    for a, b in zip(jax.tree.leaves(xla_lanes.from_lanes(got)), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
 
 
 @pytest.mark.parametrize("widths", [(3, 3, 3), (6, 5, 4)])

@@ -117,10 +117,12 @@ def _lanes_fit(layer_dims: tuple[int, ...]) -> bool:
 
 def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
              batch_size: int, momentum_coef: float, weight_decay: float, layout: str = "auto"):
-    """(params, momentum) after one masked SGD step of every model. Model p trains on positions
-    [start, start + batch_size) of the keyed permutation with round keys ``round_keys_Px4[p]``
-    (exactly :func:`sparsejax.shuffle.permute`), gathered from ``x_all``/``y_all`` inside the
-    kernel; otherwise the same contract as ``train.sgd_update`` applied to ``grad(mlp.loss)``.
+    """(params, momentum, loss_P) after one masked SGD step of every model. Model p trains on
+    positions [start, start + batch_size) of the keyed permutation with round keys
+    ``round_keys_Px4[p]`` (exactly :func:`sparsejax.shuffle.permute`), gathered from
+    ``x_all``/``y_all`` inside the kernel; otherwise the same contract as ``train.sgd_update``
+    applied to ``grad(mlp.loss)``. ``loss_P`` is each model's ``mlp.loss`` on its minibatch
+    before the step, up to float rounding (an extra output: it never feeds the update).
     `layout` picks the implementation ("auto": :func:`pick_layout`); both give the same numbers
     up to float summation order and FMA rounding."""
     why = _register()
@@ -144,9 +146,10 @@ def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
         # parameters and momentum are updated in place (each model reads its own entries before
         # writing them), so the scan carry needs no fresh buffers every step
         aliases.update({first + k: 4 * l + k for k in range(4)})
+    out_types.append(jax.ShapeDtypeStruct(round_keys_Px4.shape[:1], jnp.float32))  # the loss, last
     outs = jax.ffi.ffi_call(TARGET, out_types, vmap_method="sequential", input_output_aliases=aliases)(
         *flat_in, momentum=np.float32(momentum_coef), weight_decay=np.float32(weight_decay),
         batch=np.int64(batch_size), layout=np.int64(1 if layout == "lanes" else 0))
     new_params = tuple({"w": outs[4 * l], "b": outs[4 * l + 1]} for l in range(len(params)))
     new_mom = tuple({"w": outs[4 * l + 2], "b": outs[4 * l + 3]} for l in range(len(params)))
-    return new_params, new_mom
+    return new_params, new_mom, outs[-1]

@@ -2,7 +2,8 @@
 //
 // For every model p (independently, so NaNs never cross models):
 //   forward  z_l = h_{l-1} W_l + b_l, h_l = relu(z_l) (the last layer is linear, one logit)
-//   loss     mean binary cross-entropy with logits over the B examples
+//   loss     mean binary cross-entropy with logits over the B examples (an output: the
+//            trainer's per-epoch loss curve; computed beside the gradient, never feeding it)
 //   backward dz_L = (sigmoid(z_L) - y) / B; gW_l = h_{l-1}^T dz_l; gb_l = sum_b dz_l;
 //            dz_{l-1} = (dz_l W_l^T) * [z_{l-1} > 0]
 //   update   d = (g + wd p) m; buf = mu buf + d; p = (p - lr_p buf) m   (PyTorch SGD, masked)
@@ -150,7 +151,7 @@ struct Data {
 };
 
 void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const float* lr,
-                int64_t B, float mu, float wd, std::vector<float>& scratch) {
+                int64_t B, float mu, float wd, float* loss, std::vector<float>& scratch) {
   const int64_t nl = static_cast<int64_t>(L.size());
   int64_t width = L[0].in, off = 0;
   int64_t zoff[kMaxLayers + 1];
@@ -185,6 +186,10 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
   float* dprev = s + d1;
   const float* zl = s + zoff[nl];
   for (int64_t r = 0; r < B; ++r) dz[r] = (1.f / (1.f + std::exp(-zl[r])) - yp[r]) / static_cast<float>(B);
+  float lsum = 0.f;  // the minibatch loss, as mlp.bce_with_logits: max(z, 0) - z y + log1p(e^-|z|)
+  for (int64_t r = 0; r < B; ++r)
+    lsum += std::max(zl[r], 0.f) - zl[r] * yp[r] + std::log1p(std::exp(-std::fabs(zl[r])));
+  loss[p] = lsum / static_cast<float>(B);
   const float eta = lr[p];
   for (int64_t l = nl - 1; l >= 0; --l) {
     const Layer& ly = L[l];
@@ -285,6 +290,35 @@ inline vf exp_v(vf x) {
   return y * (vf)bits;  // 2^n, built in the exponent field
 }
 
+// log lane-wise for x >= 1 (x = m 2^e, m in [sqrt(1/2), sqrt(2)); Cephes' single-precision
+// polynomial in m - 1): only the loss output uses it.
+inline vf log_v(vf x) {
+  vi e = (((vi)x) >> 23) - 127;
+  vf m = (vf)((((vi)x) & 0x007FFFFF) | 0x3F800000);  // the mantissa in [1, 2)
+  const vi big = (vi)(m > splat(1.41421356f));
+  m = big ? m * 0.5f : m;
+  e = big ? e + 1 : e;
+  const vf f = m - 1.f, z = f * f, ef = __builtin_convertvector(e, vf);
+  vf y = splat(7.0376836292E-2f);
+  y = y * f - 1.1514610310E-1f;
+  y = y * f + 1.1676998740E-1f;
+  y = y * f - 1.2420140846E-1f;
+  y = y * f + 1.4249322787E-1f;
+  y = y * f - 1.6668057665E-1f;
+  y = y * f + 2.0000714765E-1f;
+  y = y * f - 2.4999993993E-1f;
+  y = y * f + 3.3333331174E-1f;
+  y = y * f * z - 2.12194440e-4f * ef - 0.5f * z;
+  return f + y + 0.693359375f * ef;
+}
+
+// BCE with logits from the sigmoid's denominator den = 1 + e^-z: log(den) + z (1 - y); below
+// z = -80 (where exp_v's clamp bites) softplus(z) is 0 to float precision, so -z y.
+inline vf bce_v(vf z, vf y, vf den) {
+  const vf far = -z * y, near = log_v(den) + z * (1.f - y);
+  return z < splat(-80.f) ? far : near;
+}
+
 inline vf gather(const float* base, vi idx) {
 #if defined(__AVX512F__)
   return (vf)_mm512_i32gather_ps((__m512i)idx, base, 4);
@@ -333,7 +367,7 @@ struct LaneScratch {
 // One step of the models [g0, g0 + kLanes) (lanes past P are padding).
 template <class S>
 void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr,
-                int64_t B, float mu, float wd, LaneScratch& sc) {
+                int64_t B, float mu, float wd, float* loss, LaneScratch& sc) {
   const int nl = s.nl(), T = s.total(), I0 = s.dim(0);
   sc.p.assign(T, vf{}); sc.m.assign(T, vf{}); sc.k.assign(T, vf{}); sc.g.assign(T, vf{});
   sc.xy.resize((I0 + 1) * B);
@@ -377,6 +411,7 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
   const vf* W = sc.p.data();
   vf* G = sc.g.data();
   const float invB = 1.f / static_cast<float>(B);
+  vf lsum = vf{};  // the minibatch loss of every lane (an output only)
   for (int64_t r = 0; r < B; ++r) {
     vf a[kLanesMaxUnits];  // every unit's post-activation (the inputs first, the logit last)
     for (int i = 0; i < I0; ++i) a[i] = X[i * B + r];
@@ -392,7 +427,9 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
     }
     // d loss / d logit of the mean BCE with logits
     vf dz[kLanesMaxWidth], dp[kLanesMaxWidth];
-    dz[0] = (1.f / (1.f + exp_v(-a[s.uoff(nl)])) - Y[r]) * invB;
+    const vf den = 1.f + exp_v(-a[s.uoff(nl)]);
+    dz[0] = (1.f / den - Y[r]) * invB;
+    lsum += bce_v(a[s.uoff(nl)], Y[r], den);
 #pragma GCC unroll 16
     for (int l = nl - 1; l >= 0; --l) {
       const int I = s.dim(l), O = s.dim(l + 1), u = s.uoff(l), po = s.poff(l);
@@ -421,6 +458,7 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
   }
   for (int ln = 0; ln < lanes; ++ln) {
     const int64_t p = g0 + ln;
+    loss[p] = lsum[ln] / static_cast<float>(B);
     for (int l = 0; l < nl; ++l) {
       const int64_t IO = L[l].in * L[l].out, O = L[l].out, o0 = s.poff(l);
       for (int64_t j = 0; j < IO; ++j) {
@@ -437,17 +475,17 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
 
 // The groups' step function for this population's shape: a compiled-in shape when there is one.
 using GroupFn = void (*)(int64_t, int64_t, const std::vector<Layer>&, const Data&, const float*, int64_t, float,
-                         float, LaneScratch&, const Dynamic&);
+                         float, float*, LaneScratch&, const Dynamic&);
 
 template <class S>
 void fixed_group(int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr, int64_t B,
-                 float mu, float wd, LaneScratch& sc, const Dynamic&) {
-  step_group(S{}, g0, P, L, D, lr, B, mu, wd, sc);
+                 float mu, float wd, float* loss, LaneScratch& sc, const Dynamic&) {
+  step_group(S{}, g0, P, L, D, lr, B, mu, wd, loss, sc);
 }
 
 void dynamic_group(int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr, int64_t B,
-                   float mu, float wd, LaneScratch& sc, const Dynamic& s) {
-  step_group(s, g0, P, L, D, lr, B, mu, wd, sc);
+                   float mu, float wd, float* loss, LaneScratch& sc, const Dynamic& s) {
+  step_group(s, g0, P, L, D, lr, B, mu, wd, loss, sc);
 }
 
 template <int... D>
@@ -469,7 +507,8 @@ GroupFn pick_group_fn(const Dynamic& s) {
 }
 
 // args: x_all (N,I0), y_all (N), keys (P,4) u32, start (1) i32, lr (P),
-//       then per layer w, b, mw, mb, kw, kb;  rets: per layer w, b, mw, mb.  Attrs batch = B,
+//       then per layer w, b, mw, mb, kw, kb;  rets: per layer w, b, mw, mb, then the loss (P)
+//       (each model's mean minibatch loss before the step).  Attrs batch = B,
 //       layout = 0 (one model at a time) or 1 (models in SIMD lanes).
 ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, float mu, float wd,
                     int64_t B, int64_t layout) {
@@ -488,8 +527,8 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
   int h = 1;
   while ((int64_t{1} << (2 * h)) < N) ++h;
   const int64_t A0 = 5;
-  if ((args.size() - A0) % 6 != 0 || rets.size() * 6 != (args.size() - A0) * 4)
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected 6 inputs and 4 outputs per layer");
+  if ((args.size() - A0) % 6 != 0 || (rets.size() - 1) * 6 != (args.size() - A0) * 4)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected 6 inputs and 4 outputs per layer, then the loss");
   const int64_t nl = (args.size() - A0) / 6;
   if (nl < 1 || nl > kMaxLayers) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "1 to 32 layers supported");
   std::vector<Layer> L(nl);
@@ -509,6 +548,9 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
                  in[4]->typed_data(), in[5]->typed_data(), (*out[0])->typed_data(), (*out[1])->typed_data(),
                  (*out[2])->typed_data(), (*out[3])->typed_data(), wd_[1], wd_[2]};
   }
+  auto loss = rets.get<ffi::Buffer<ffi::F32>>(4 * nl);
+  if (!loss || (*loss)->element_count() != P)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "the loss output must be f32 (P)");
   // Layout 1 runs models in SIMD lanes (small widths only), layout 0 one model at a time.
   Dynamic shape{};
   if (layout == 1) {
@@ -536,6 +578,7 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
     std::vector<Layer> L;
     Data D;
     const float* lr;
+    float* loss;
     int64_t B, P, block, n_blocks, layout;
     float mu, wd;
     Dynamic shape;
@@ -546,6 +589,7 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
   st->L = L;
   st->D = Data{x->typed_data(), y->typed_data(), keys->typed_data(), N, start->typed_data()[0], h};
   st->lr = lr->typed_data();
+  st->loss = (*loss)->typed_data();
   st->B = B; st->P = P; st->mu = mu; st->wd = wd; st->layout = layout; st->shape = shape;
   st->group = layout == 1 ? pick_group_fn(shape) : nullptr;
   const int64_t units = layout == 1 ? (P + kLanes - 1) / kLanes : P;  // lane groups or models
@@ -560,9 +604,9 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
       const int64_t hi = std::min(units, (k + 1) * s.block);
       for (int64_t u = k * s.block; u < hi; ++u) {
         if (s.layout == 1)
-          s.group(u * kLanes, s.P, s.L, s.D, s.lr, s.B, s.mu, s.wd, lanes, s.shape);
+          s.group(u * kLanes, s.P, s.L, s.D, s.lr, s.B, s.mu, s.wd, s.loss, lanes, s.shape);
         else
-          step_model(u, s.L, s.D, s.lr, s.B, s.mu, s.wd, scratch);
+          step_model(u, s.L, s.D, s.lr, s.B, s.mu, s.wd, s.loss, scratch);
       }
       s.done.fetch_add(1, std::memory_order_release);
     }

@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from sparsejax import shuffle
+from sparsejax import mlp, shuffle
 
 Array = jax.Array
 Params = tuple  # tuple of {"w": ..., "b": ...}
@@ -86,8 +86,8 @@ def _contract_out(d_OxBxP: Array, w_IxOxP: Array) -> Array:
     return jnp.sum(d_OxBxP[None] * w_IxOxP[:, :, None, :], axis=1)
 
 
-def grads_lanes(params: Params, x_IxBxP: Array, y_BxP: Array) -> Params:
-    """Per-model gradients of the mean BCE-with-logits loss, all in lanes layout.
+def loss_and_grads_lanes(params: Params, x_IxBxP: Array, y_BxP: Array) -> tuple[Array, Params]:
+    """Per-model mean BCE-with-logits loss (P,) and its gradients, all in lanes layout.
 
     Hand-written backprop: dz = (σ(z) − y)/B; gW_l[i, o] = Σ_b h_l[i, b]·d[o, b]; gb = Σ_b d;
     d_prev = (Σ_o d[o]·W[i, o]) · 1[h_l > 0]. ReLU'(0) = 0 and σ(0) − y at z = 0, as JAX's
@@ -100,6 +100,7 @@ def grads_lanes(params: Params, x_IxBxP: Array, y_BxP: Array) -> Params:
         hs.append(jax.nn.relu(a) if l < n_layers - 1 else a)
     z_BxP = hs[-1][0]
     batch = z_BxP.shape[0]
+    loss_P = jnp.mean(mlp.bce_with_logits(z_BxP, y_BxP), axis=0)
     d = ((jax.nn.sigmoid(z_BxP) - y_BxP) / batch)[None]  # (1, B, P)
     grads: list[dict] = [None] * n_layers  # type: ignore[list-item]
     for l in reversed(range(n_layers)):
@@ -108,7 +109,7 @@ def grads_lanes(params: Params, x_IxBxP: Array, y_BxP: Array) -> Params:
         grads[l] = {"w": g_w, "b": jnp.sum(d, axis=1)}
         if l:
             d = _contract_out(d, params[l]["w"]) * (h > 0)
-    return tuple(grads)
+    return loss_P, tuple(grads)
 
 
 def sgd_lanes(params: Params, masks: Params, momentum: Params, grads: Params, lr_P: Array,
@@ -122,16 +123,16 @@ def sgd_lanes(params: Params, masks: Params, momentum: Params, grads: Params, lr
 
 def sgd_step(params: Params, masks: Params, momentum: Params, x_all: Array, y_all: Array,
              round_keys_PxR: Array, step_in_epoch: Array, lr_P: Array, batch_size: int,
-             momentum_coef: float, weight_decay: float) -> tuple[Params, Params]:
+             momentum_coef: float, weight_decay: float) -> tuple[Params, Params, Array]:
     """One masked SGD step of every model; state in and out models-first (``w_PxIxO``).
 
     ``round_keys_PxR`` are each model's Feistel round keys of the current epoch
     (``shuffle.epoch_round_keys``), ``step_in_epoch`` the shared step within the epoch.
-    Returns (params, momentum).
+    Returns (params, momentum, loss_P): ``loss_P`` each model's minibatch loss before the step.
     """
     idx_BxP = batch_indices_BxP(round_keys_PxR, step_in_epoch, x_all.shape[0], batch_size)
     x_IxBxP, y_BxP = gather_batch(x_all, y_all, idx_BxP)
     p_l, m_l, b_l = to_lanes(params), to_lanes(masks), to_lanes(momentum)
-    g_l = grads_lanes(p_l, x_IxBxP, y_BxP)
+    loss_P, g_l = loss_and_grads_lanes(p_l, x_IxBxP, y_BxP)
     p_l, b_l = sgd_lanes(p_l, m_l, b_l, g_l, lr_P, momentum_coef, weight_decay)
-    return from_lanes(p_l), from_lanes(b_l)
+    return from_lanes(p_l), from_lanes(b_l), loss_P

@@ -41,9 +41,12 @@ class LTH(base.Method):
                                self.params.rounds)
 
     def fit(self, pop, x_all, y_all, cfg, progress=None, observe=None):
+        """The rounds; the returned ``loss_sums`` are every round's epochs, concatenated
+        (P, rounds · epochs)."""
         rounds = self.params.rounds
         init_params = pop.params
         targets_PxR = base.like(self.count_table(cfg.widths, pop.hook_state), pop.hook_state)
+        sums = []
         for r in range(rounds):
             if r:
                 wm = jax.vmap(magnitude.magnitude_prune)(pop.params, pop.masks, targets_PxR[:, r - 1])
@@ -52,8 +55,10 @@ class LTH(base.Method):
             report = None
             if progress is not None:
                 report = lambda d, t, s, r=r: progress(r * t + d, rounds * t, s)  # noqa: E731
-            pop = train.train(pop, x_all, y_all, cfg, epoch_offset=r * cfg.epochs, progress=report, observe=observe)
-        return pop
+            pop = train.train(train.with_loss_sums(pop, cfg.epochs), x_all, y_all, cfg, epoch_offset=r * cfg.epochs,
+                              progress=report, observe=observe)
+            sums.append(pop.loss_sums)
+        return pop._replace(loss_sums=jnp.concatenate(sums, axis=1))
 
     def flops(self, ctx):
         counts = np.concatenate([[ctx.n_total], schedules.lth_counts(ctx.n_total, ctx.budget, self.params.rounds)])
