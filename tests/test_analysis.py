@@ -196,3 +196,23 @@ def test_smallest_nnz_after_training_on_a_hand_built_network():
     flat = {f"{i}/{k}": v for i, l in enumerate(params) for k, v in l.items()}
     none = after_training.smallest_nnz_after_training(flat, None, x, y, target=1.01)
     assert none.nnz is None and none.active_units is None and len(none.accuracy_K) == 9
+
+
+def test_sparsest_by_width_is_the_brute_force_minimum_per_method_and_width():
+    rng = np.random.default_rng(3)
+    rows = [{"kind": "pruning", "init_name": "random", "method": m, "width": w, "run_id": f"{m}{w}{i}",
+             "model_nnz": int(rng.integers(20, 90)), "accuracy": float(rng.uniform(0.5, 1.0)),
+             "diverged": bool(rng.random() < 0.1)}
+            for m in ("gmp", "snip") for w in (4, 16, 64) for i in range(30)]
+    rows.append({"kind": "search", "init_name": "random", "method": "search", "width": 16, "model_nnz": 1,
+                 "accuracy": 1.0, "diverged": False})  # never a pruning row
+    table = pareto.sparsest_by_width(rows, 0.95)
+    assert set(table) == {"gmp", "snip"} and all(set(v) == {4, 16, 64} for v in table.values())
+    for m, per in table.items():
+        for w, got in per.items():
+            ok = [r for r in rows if r["method"] == m and r["width"] == w and not r["diverged"]
+                  and r["accuracy"] > 0.95]
+            want = min((r["model_nnz"] for r in ok), default=None)
+            assert (got["model_nnz"] if got else None) == want
+    assert pareto.sparsest_by_width(rows, 1.0) == {"gmp": {4: None, 16: None, 64: None},
+                                                   "snip": {4: None, 16: None, 64: None}}

@@ -253,3 +253,18 @@ def finding(rows: Sequence[Mapping[str, Any]], target: float, init: str = "rando
                         f"{-d} fewer than the search's {search['model_nnz']}.")
     return {"target": float(target), "search": search, "methods": per, "runs": runs, "best_pruned": best,
             "sentence": sentence}
+
+
+def sparsest_by_width(rows: Iterable[Mapping[str, Any]], target: float,
+                      init: str = "random") -> dict[str, dict[int, Mapping[str, Any] | None]]:
+    """The paper's overparameterisation table: per pruning method and trained width, the row of
+    :func:`sparsest_above` (None where no run of that width exceeds ``target``). Only widths a
+    method has runs at appear; methods and widths ascending."""
+    out: dict[str, dict[int, Mapping[str, Any] | None]] = {}
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r.get("kind") == "pruning" and r.get("init_name", "random") == init and r.get("width") is not None:
+            groups.setdefault((str(r["method"]), int(r["width"])), []).append(r)
+    for (method, width) in sorted(groups):
+        out.setdefault(method, {})[width] = sparsest_above(groups[(method, width)], target)
+    return out
