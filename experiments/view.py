@@ -3,9 +3,13 @@ r"""Write the interactive sparse-model viewer as one self-contained HTML file.
   python -m experiments.view --store=S.sqlite --run=ID [--compare=ID2] [--out=FILE.html] [--serve]
   python -m experiments.view --npz=MODEL.npz [--compare=OTHER.npz] [--dataset=cubist_spiral] [--out=...]
   python -m experiments.view --preset=demo --run=ID   # reads out/demo/store.sqlite, writes into out/demo
+  python -m experiments.view --winner=experiments/winners/beyond_95.json [--store=S.sqlite]
 
 With ``--store`` the run (and ``--compare``) are run ids of that store; with ``--npz`` they are
-``.npz`` files written by ``sparsejax.mlp.save_npz`` (zero weights count as pruned). The page is
+``.npz`` files written by ``sparsejax.mlp.save_npz`` (zero weights count as pruned); with
+``--winner`` the model is a claimed winner (``experiments/winners/*.json``): its run is read from
+``--store`` when stored there, else retrained from the file's config (seconds to a minute on a
+CPU), and ``--compare`` is a run id of ``--store``. The page is
 written to ``--out`` (default ``out/view_<run>.html``, or ``out/<preset>/view_<run>.html``), never
 into the current folder unasked; it needs
 no server and no network; ``--serve`` additionally serves that one page on 127.0.0.1 for browsers
@@ -32,6 +36,8 @@ sweep_flags.define_common_flags(
     dry_run_help="Check the input and print the page's path; write nothing.")
 _RUN = flags.DEFINE_string("run", None, "Run id in --store.")
 _NPZ = flags.DEFINE_string("npz", None, "A network saved with sparsejax.mlp.save_npz (instead of --store/--run).")
+_WINNER = flags.DEFINE_string("winner", None, "A winners file (experiments/winners/*.json): show its network "
+                              "(from --store when stored there, else retrained).")
 _COMPARE = flags.DEFINE_string("compare", None,
                                "Second model shown side by side: a run id of --store, or an .npz with --npz.")
 _DATASET = flags.DEFINE_string("dataset", None,
@@ -53,7 +59,7 @@ def _slug(text: str) -> str:
 
 def run(store: str | None, run_id: str | None, npz: str | None, compare: str | None, dataset: str | None,
         out: str | None, sample: int, preset: str | None = None, dry_run: bool = False,
-        port: int | None = None) -> str:
+        port: int | None = None, winner: str | None = None) -> str:
     """Check the flags, build the page and write it (not with ``dry_run``); returns the path."""
     if sample < 1:
         raise CliError(f"--sample must be >= 1, got {sample}")
@@ -62,7 +68,7 @@ def run(store: str | None, run_id: str | None, npz: str | None, compare: str | N
     if preset is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", preset):
         raise CliError(f"--preset: {preset!r} is not a preset name (letters, digits, _ and -)")
     folder = sweep_flags.preset_out(preset)
-    if preset and not npz:
+    if preset and not npz and not winner:
         store = store or os.path.join(folder, "store.sqlite")
     if store:
         if not os.path.exists(store):
@@ -70,13 +76,22 @@ def run(store: str | None, run_id: str | None, npz: str | None, compare: str | N
         sweep_flags.check_store_path(store)
     if dataset is not None and dataset not in data.DATASETS:
         raise CliError(f"--dataset={dataset!r}: allowed {', '.join(sorted(data.DATASETS))}")
-    if bool(store) == bool(npz):
-        raise CliError("give exactly one of --store (with --run) or --npz")
-    if store and not run_id:
+    if winner:
+        if npz or run_id:
+            raise CliError("--winner is the model: do not combine it with --npz or --run")
+        if not os.path.isfile(winner):
+            raise CliError(f"--winner: {winner}: no such file")
+    elif bool(store) == bool(npz):
+        raise CliError("give exactly one of --store (with --run), --npz or --winner")
+    if store and not run_id and not winner:
         raise CliError("--run is required with --store: the id of the run to show")
     if npz and run_id:
         raise CliError("--run needs --store (with --npz the file is the model)")
-    models = viewer.load_models(store=store, run_id=run_id, npz=npz, compare=compare, dataset=dataset)
+    if winner and dry_run:  # the file is checked; its network may need a retraining, not done here
+        path = out or os.path.join(folder, f"view_{_slug(viewer.winner_title(viewer.read_winner(winner)))}.html")
+        sweep_flags.check_output_file("out", path)
+        return path
+    models = viewer.load_models(store=store, run_id=run_id, npz=npz, compare=compare, dataset=dataset, winner=winner)
     path = out or os.path.join(folder, f"view_{_slug(models[0].name)}.html")
     sweep_flags.check_output_file("out", path)
     page = viewer.build_html(models, sample_size=sample)
@@ -116,10 +131,11 @@ def serve(path: str, port: int) -> None:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
-        raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}; use flags (--store/--run or --npz)")
+        raise ValueError(f"arguments: unexpected {' '.join(argv[1:])!r}; use flags (--store/--run, --npz or --winner)")
     try:
         path = run(FLAGS.store, _RUN.value, _NPZ.value, _COMPARE.value, _DATASET.value, _OUT.value, _SAMPLE.value,
-                   preset=FLAGS.preset, dry_run=FLAGS.dry_run, port=_PORT.value if _SERVE.value else None)
+                   preset=FLAGS.preset, dry_run=FLAGS.dry_run, port=_PORT.value if _SERVE.value else None,
+                   winner=_WINNER.value)
     except (CliError, viewer.ViewerInputError) as err:
         raise ValueError(str(err)) from None
     if FLAGS.dry_run:

@@ -30,6 +30,7 @@ CHROMIUM = os.environ.get("SPARSEJAX_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SPARSEJAX_CHROMEDRIVER", "/usr/bin/chromedriver")
 HOSTILE = '</script><script>window.__pwned=1</script><!-- <img src=x onerror="window.__pwned=2"> \u2028'
 HOSTILE_RUN = 'run"><script>window.__pwned=3</script>'
+LOSS_CURVE = np.asarray([0.69, 0.5, np.nan, 0.31, 0.3], np.float32)  # the random run's; epoch 3 unknown
 
 
 def hand_network() -> tuple[dict, ...]:
@@ -85,7 +86,7 @@ def store_path(tmp_path_factory) -> str:
             {"run_id": HOSTILE_RUN, "config": {"method": "search", "note": HOSTILE, "widths": [4, 4, 4]},
              "accuracy": 0.5, "params": hand, "masks": full_masks(hand)},
             {"run_id": "random6", "config": {"method": "random", "widths": [6, 6, 6]},
-             "accuracy": float("nan"), "params": rand_p, "masks": rand_m},
+             "accuracy": float("nan"), "params": rand_p, "masks": rand_m, "loss_curve": LOSS_CURVE},
         ])
     return path
 
@@ -415,6 +416,19 @@ def test_page_loads_without_console_errors(loaded):
     cells = loaded.execute_script("return [...document.querySelectorAll('.panel td')].map(t => t.textContent)")
     assert HOSTILE in cells
     assert HOSTILE_RUN in loaded.title
+
+
+def test_loss_plot_shows_the_stored_curve(loaded):
+    """The random run's loss per epoch: one dot per known epoch, the line broken at the unknown
+    one; the hand network (stored without a curve) says so."""
+    plot = loaded.execute_script("""
+        const svg = document.querySelector(".panel[data-panel='1'] svg.loss-plot");
+        return svg && {epochs: +svg.dataset.epochs, dots: [...svg.querySelectorAll('circle title')].map(t => t.textContent),
+                       moves: (svg.querySelector('.loss-line').getAttribute('d').match(/M/g) || []).length};""")
+    assert plot == {"epochs": 5, "dots": ["epoch 1: 0.6900", "epoch 2: 0.5000", "epoch 4: 0.3100", "epoch 5: 0.3000"],
+                    "moves": 2}
+    assert loaded.execute_script("return document.querySelector(\".panel[data-panel='0'] .loss\").textContent") == \
+        "no training-loss curve stored for this run"
 
 
 def test_drawn_edges_and_units_match_model(loaded, models):

@@ -50,6 +50,8 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 METHOD_COLORS = dict(zip(METHOD_ORDER[:9] + METHOD_ORDER[-2:], _PALETTE))
 SEARCH_LABEL = "Comb."
 SEARCH_COLOR = "#000000"
+BOUND_COLOR = "#000000"
+WINNER_COLOR = "#c2185b"
 STYLE = {
     "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
     "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False,
@@ -288,14 +290,48 @@ def _widths(rows: Sequence[Mapping[str, Any]]) -> list[int]:
     return sorted({int(r["width"]) for r in rows if r.get("width") is not None})
 
 
+Bound = tuple[int, float, str]  # (model nnz, accuracy, label): a reference point such as the paper's search
+
+
+LABEL_OFFSETS = ((-4, -14), (-4, -26), (-4, -38), (-4, -50))  # points, below-left (sparse and less accurate: empty)
+
+
+def _claims(ax, width: int, winners: Sequence[Any], bound: Sequence[Bound]) -> None:
+    """The paper's bound (black crosses) and the claimed winners of this panel's width (red
+    diamonds), each named by a label on a leader line (staggered in nnz order, so neighbours
+    do not overprint); the x axis gains room on the left for the target labels."""
+    points = [(nnz, acc, label, BOUND_COLOR) for nnz, acc, label in bound]
+    points += [(w.model_nnz, w.accuracy, f"{w.name}: {w.model_nnz}", WINNER_COLOR) for w in winners
+               if w.width in (None, width)]
+    if not points:
+        return
+    for nnz, acc, _, color in points:
+        winner = color == WINNER_COLOR
+        ax.scatter([nnz], [100 * acc], marker="D" if winner else "X", s=40 if winner else 55, color=color,
+                   edgecolor="black" if winner else None, lw=0.6, zorder=7,
+                   label="claimed winners" if winner else "paper's bound")
+    for k, (nnz, acc, label, color) in enumerate(sorted(points, key=lambda p: (p[0], p[1]))):
+        ax.annotate(text(label), (nnz, 100 * acc), xytext=LABEL_OFFSETS[k % len(LABEL_OFFSETS)],
+                    textcoords="offset points", fontsize=6, color=color, ha="right", va="center",
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": color})
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(lo - 0.15 * (hi - lo), hi)
+
+
 @_styled
 def fig_pareto(rows: Sequence[Mapping[str, Any]], init: str = "random", targets: Sequence[float] = TARGETS,
-               widths: Sequence[int] | None = None) -> Figure | None:
+               widths: Sequence[int] | None = None, winners: Sequence[Any] = (),
+               bound: Sequence[Bound] = ()) -> Figure | None:
     """Pareto frontiers of accuracy vs model nnz, one line per method, one panel per width,
-    with the combinatorial search's frontier (phase 2 of the same init) in every panel."""
+    with the combinatorial search's frontier (phase 2 of the same init), the paper's `bound`
+    points and the claimed `winners` of this init (:class:`sparsejax.analysis.winners.Winner`,
+    in the panel of their width) in every panel. None when there is neither a pruning run nor
+    a winner to draw."""
     prune = _pruning_rows(rows, init)
-    widths = list(widths) if widths is not None else _widths(prune)
-    if not prune or not widths:
+    mine = [w for w in winners if w.init_name == init]
+    widths = list(widths) if widths is not None else sorted(set(_widths(prune))
+                                                            | {w.width for w in mine if w.width is not None})
+    if not (prune or mine) or not widths:
         return None
     fig, axes = _figure(len(widths))
     for ax, w in zip(axes, widths):
@@ -307,6 +343,7 @@ def fig_pareto(rows: Sequence[Mapping[str, Any]], init: str = "random", targets:
             f = pareto.pareto_frontier(x, y)
             ax.plot(x[f], 100 * y[f], marker="o", drawstyle="steps-post", color=method_color(m), label=method_label(m))
         _search_frontier(ax, rows, init)
+        _claims(ax, w, mine, bound)
         _target_lines(ax, targets)
         ax.set_title(f"width {w}")
         ax.set_xlabel("model nnz (weights + biases)")
@@ -316,9 +353,16 @@ def fig_pareto(rows: Sequence[Mapping[str, Any]], init: str = "random", targets:
     return fig
 
 
-def pareto_frontiers(rows: Sequence[Mapping[str, Any]], out_dir: str, targets: Sequence[float] = TARGETS) -> list[str]:
-    """Figures 8/11/17 (random init) and 13/16 (fixed inits): one file per init source."""
-    return save_per_init(rows, "pruning", out_dir, "pareto", lambda init: fig_pareto(rows, init, targets))
+def pareto_frontiers(rows: Sequence[Mapping[str, Any]], out_dir: str, targets: Sequence[float] = TARGETS,
+                     winners: Sequence[Any] = (), bounds: Mapping[str, Sequence[Bound]] | None = None) -> list[str]:
+    """Figures 8/11/17 (random init) and 13/16 (fixed inits): one file per init source with
+    pruning runs or winners; `bounds` maps an init name to its paper's bound points."""
+    paths = []
+    for init in sorted(set(_inits(rows, "pruning")) | {w.init_name for w in winners}, key=lambda n: (n != "random", n)):
+        fig = fig_pareto(rows, init, targets, winners=winners, bound=(bounds or {}).get(init, ()))
+        if fig is not None:
+            paths += save(fig, out_dir, f"pareto_{slug(init)}")
+    return paths
 
 
 # ----------------------------------------------------------------------------- Figures 20-24
@@ -532,3 +576,35 @@ def theorem_plot(out_dir: str, counts: Sequence[int] = (10, 18, 18, 9),
     from sparsejax.analysis import theorem
     fig = fig_theorem(theorem.curve(widths, counts, trials, seed), counts)
     return save(fig, out_dir, "theorem_L1") if fig is not None else []
+
+
+# ----------------------------------------------------------------------------- training curves
+
+Curve = tuple[str, np.ndarray, str]  # (label, (E,) mean minibatch training loss per epoch, colour)
+
+
+@_styled
+def fig_loss_curves(panels: Mapping[str, Sequence[Curve]]) -> Figure | None:
+    """Training loss per epoch (log scale), one panel per title of `panels`, one line per curve
+    (LTH's curves hold all its rounds' epochs); None when no panel has a curve."""
+    panels = {title: curves for title, curves in panels.items() if curves}
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels), ncols=min(2, len(panels)), panel=(3.6, 2.6))
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for label, curve, color in curves:
+            loss_E = np.asarray(curve, np.float64).reshape(-1)
+            ax.plot(np.arange(1, loss_E.size + 1), loss_E, color=color, label=text(label))
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mean minibatch training loss")
+        ax.set_title(text(title))
+        ax.legend(fontsize=6)
+    fig.suptitle("Training loss per epoch (BCE, mean over each epoch's minibatches)")
+    return fig
+
+
+def loss_curves(panels: Mapping[str, Sequence[Curve]], out_dir: str) -> list[str]:
+    """:func:`fig_loss_curves` saved as ``loss_curves`` (PNG, SVG); [] when there is no curve."""
+    fig = fig_loss_curves(panels)
+    return save(fig, out_dir, "loss_curves") if fig is not None else []

@@ -5,7 +5,10 @@ numbers next to the paper's (SPEC §9).
 fills connectivity counts from the stored masks and params where the records lack them, writes
 every figure of :mod:`sparsejax.viz.figures` (PNG + SVG) into the output folder and then
 ``report.html``: figures embedded as data-URI PNGs (no network, no other file needed), tables of
-headline numbers. Every string that comes from the store is HTML-escaped.
+headline numbers, the claimed winners (``experiments/winners/*.json``: a table with the command
+that retrains each, and points on the Pareto figures next to the paper's bound) and the
+training-loss curves of the sparsest runs. Every string that comes from the store or a winners
+file is HTML-escaped.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 from sparsejax import fileio
 from sparsejax.analysis import flops as flops_lib
 from sparsejax.analysis import pareto
+from sparsejax.analysis import winners as winners_lib
 from sparsejax.viz import figures
 
 TARGETS = figures.TARGETS
@@ -211,6 +215,86 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     return "Runs in the store", ["kind", "method", "init", "runs", "diverged"], out
 
 
+def paper_bounds(inits: Sequence[str]) -> dict[str, list[figures.Bound]]:
+    """Per init name, the paper's search results for its paper init (the bound a claimed winner
+    beats) as Pareto-figure points."""
+    out: dict[str, list[figures.Bound]] = {}
+    for init in inits:
+        out[init] = [(nnz, acc, f"paper {_cfg(structure)}: {nnz}")
+                     for (pinit, structure), (_, nnz, acc) in PAPER_SEARCH.items() if pinit == paper_init(init)]
+    return out
+
+
+def winners_table(winners: Sequence[winners_lib.Winner], stored: set[str]) -> Table:
+    """The claimed winners next to the paper's bound (its search's sparsest model above the same
+    target, same init kind): how sparse, how accurate, and the commands that retrain and view them."""
+    out = []
+    for w in winners:
+        bound = [(nnz, acc) for (init, _), (t, nnz, acc) in PAPER_SEARCH.items()
+                 if init == paper_init(w.init_name) and t == w.target]
+        out.append([w.name, w.method_label(), f"> {100 * w.target:g}%", w.model_nnz, _pct(w.accuracy),
+                    f"{bound[0][0]} nnz, {_pct(bound[0][1])}" if bound else "—", w.run_id,
+                    "yes" if w.run_id in stored else "no", w.retrain_command(), w.view_command()])
+    return ("Claimed winners (experiments/winners/*.json)",
+            ["name", "method / search", "target", "model nnz", "accuracy", "paper's bound", "run id", "in this store",
+             "retrain", "view its network"], out)
+
+
+def winners_html(winners: Sequence[winners_lib.Winner], problems: Sequence[str], stored: set[str]) -> str:
+    """The winners section: the table (or a note that there is none) and one line per winner
+    file that could not be used."""
+    parts = ["<h2>Claimed winners</h2>"]
+    if winners:
+        parts.append(render_table(winners_table(winners, stored)))
+    else:
+        parts.append("<p>No winner could be read.</p>")
+    parts += [f'<p class="problem">{_e(p)}</p>' for p in problems]
+    return "\n".join(parts)
+
+
+def sparsest_runs(rows: Sequence[Mapping[str, Any]], target: float, init: str = "random") -> dict[str, Mapping[str, Any]]:
+    """Per pruning method (any width) and for the search (key ``search``), the sparsest run of
+    `init` above `target` (most accurate among equally sparse, then lowest run id)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for r in rows:
+        if r.get("init_name") != init or r.get("diverged") or r.get("accuracy") is None or r.get("model_nnz") is None:
+            continue
+        key = "search" if r.get("kind") in pareto.SEARCH_KINDS else r["method"] if r.get("kind") == "pruning" else None
+        if key is None or not r["accuracy"] > target:
+            continue
+        rank = (r["model_nnz"], -r["accuracy"], str(r["run_id"]))
+        if key not in out or rank < (out[key]["model_nnz"], -out[key]["accuracy"], str(out[key]["run_id"])):
+            out[key] = r
+    return out
+
+
+def loss_curve_panels(store_path: str, rows: Sequence[Mapping[str, Any]],
+                      winners: Sequence[winners_lib.Winner] = ()) -> dict[str, list[figures.Curve]]:
+    """Per target, the stored training-loss curves of the sparsest run above it of every method
+    and of the search (random init), and of the winners of that target stored here. Runs stored
+    before curves were kept have none and are left out."""
+    from sparsejax.sweep.store import Store
+
+    panels: dict[str, list[figures.Curve]] = {}
+    with Store(store_path, create=False) as store:
+        for t in TARGETS:
+            picks = sparsest_runs(rows, t)
+            curves = []
+            for key in figures.ordered_methods([k for k in picks if k != "search"]) + ["search"]:
+                r = picks.get(key)
+                rec = store.get(r["run_id"]) if r is not None else None
+                if rec is not None and rec.get("loss_curve") is not None:
+                    who = f"{figures.SEARCH_LABEL} (search)" if key == "search" else flops_lib.METHOD_LABELS.get(key, key)
+                    color = figures.SEARCH_COLOR if key == "search" else figures.method_color(key)
+                    curves.append((f"{who}: {r['model_nnz']} nnz, {_pct(r['accuracy'])}", rec["loss_curve"], color))
+            for w in winners:
+                rec = store.get(w.run_id) if w.target == t else None
+                if rec is not None and rec.get("loss_curve") is not None:
+                    curves.append((f"winner {w.name}: {w.model_nnz} nnz", rec["loss_curve"], figures.WINNER_COLOR))
+            panels[f"sparsest run > {100 * t:g}% (random init)"] = curves
+    return panels
+
+
 # ----------------------------------------------------------------------------- HTML
 
 
@@ -225,6 +309,7 @@ figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #
 figcaption{font-size:.85em;color:#444}code{background:#f4f4f4;padding:0 .2em}
 .finding{background:#f3f8ff;border:1px solid #b6d0f0;border-radius:6px;padding:.2em 1em .6em}
 .finding h2{margin-top:.6em}
+.problem{color:#a00}
 """
 
 
@@ -276,7 +361,7 @@ def _row_cells(r: Mapping[str, Any] | None) -> list[str]:
 
 
 def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Sequence[tuple[str, list[str]]],
-                lead_html: str = "") -> str:
+                lead_html: str = "", winners_section: str = "") -> str:
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -287,6 +372,7 @@ def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Seq
              lead_html,
              "<h2>Headline numbers: ours next to the paper's</h2>"]
     parts += [render_table(t) for t in tables]
+    parts.append(winners_section)
     parts.append("<h2>Figures</h2>")
     if not figs:
         parts.append("<p>No figure could be drawn from this store.</p>")
@@ -326,10 +412,11 @@ def _group_paths(paths: Sequence[str]) -> list[list[str]]:
 def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectivity: bool = True,
                  after_training: bool = True, theorem_widths: Sequence[int] = THEOREM_WIDTHS,
                  log: Callable[[str], None] = lambda s: None, lead_html: str = "",
-                 extra_files: Sequence[str] = ()) -> str:
+                 extra_files: Sequence[str] = (), winners_dir: str | None = None) -> str:
     """Write every figure and ``report.html`` into `out_dir`; returns the report's path.
     ``lead_html`` opens the page (the main job's finding, :func:`finding_html`); ``extra_files``
-    are pages written beside it (kept by the manifest). Raises ``StoreError`` (before anything
+    are pages written beside it (kept by the manifest); ``winners_dir`` holds the winners files
+    (default: the repository's ``experiments/winners``). Raises ``StoreError`` (before anything
     is written) when `store_path` is not a store."""
     rows = pareto.load_table(store_path)
     log(f"loaded {len(rows)} runs")
@@ -345,6 +432,9 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
     flops_t, ours, measured = flops_tables(rows)
     tables.append(flops_t)
     tables.append(numeric_path_table(store_path))
+    winners, problems = winners_lib.load_winners(winners_dir)
+    for p in problems:
+        log(p)
 
     figs: list[tuple[str, list[str]]] = []
     written: list[str] = []
@@ -356,7 +446,12 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
             figs.append((f"{title} [{name}]", group))
 
     add("Figure 5: phase 1 of the combinatorial search", figures.phase1_scatter(rows, out_dir))
-    add("Figures 8, 11, 13, 16, 17: Pareto frontiers per method and width", figures.pareto_frontiers(rows, out_dir))
+    inits = sorted({str(r.get("init_name")) for r in rows} | {w.init_name for w in winners})
+    add("Figures 8, 11, 13, 16, 17: Pareto frontiers per method and width, with the paper's bound (crosses) and "
+        "the claimed winners (diamonds)",
+        figures.pareto_frontiers(rows, out_dir, winners=winners, bounds=paper_bounds(inits)))
+    add("Training loss per epoch of the sparsest run above each target, per method, and of the stored winners",
+        figures.loss_curves(loss_curve_panels(store_path, rows, winners), out_dir))
     add("Figures 20–24: best run per nnz, per method", figures.method_scatters(rows, out_dir))
     add("Effective vs direct nonzeros", figures.effective_vs_direct(rows, out_dir))
     add("Disconnected weights vs width", figures.disconnected_vs_width(rows, out_dir))
@@ -367,7 +462,8 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
         figures.theorem_plot(out_dir, counts, widths, trials=mc_trials))
     log(f"wrote {len(figs)} figures")
     path = os.path.join(out_dir, "report.html")
-    page = render_html(store_path, len(rows), tables, figs, lead_html=lead_html)
+    page = render_html(store_path, len(rows), tables, figs, lead_html=lead_html,
+                       winners_section=winners_html(winners, problems, {str(r["run_id"]) for r in rows}))
     fileio.atomic_write_text(path, page)
     _replace_manifest(out_dir, [path, *written, *extra_files])
     return path

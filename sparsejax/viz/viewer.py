@@ -53,8 +53,9 @@ class ViewerInputError(ValueError):
 class ModelSpec:
     """One network to show: parameters (the :mod:`sparsejax.mlp` tuple of layers or the store's
     flat ``{"0/w": ...}`` dict), optional masks of the same layout, a display name, metadata rows
-    (shown in a table; any JSON-able values), the stored full-data accuracy if known, and the
-    dataset for the points, the sample accuracy and the recomputed full accuracy."""
+    (shown in a table; any JSON-able values), the stored full-data accuracy if known, the
+    dataset for the points, the sample accuracy and the recomputed full accuracy, and the run's
+    training loss per epoch if known (a record's ``loss_curve``)."""
 
     params: Any
     masks: Any = None
@@ -62,6 +63,7 @@ class ModelSpec:
     meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     accuracy: float | None = None
     dataset: str = "cubist_spiral"
+    loss_curve: Sequence[float] | None = None
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -200,6 +202,7 @@ def panel_payload(spec: ModelSpec, sample: tuple[np.ndarray, np.ndarray], *, gri
         "accuracy_full": network.accuracy_of(logits_all, y_all),
         "accuracy_sample": network.accuracy_of(logits_sample, sample[1]),
         "accuracy_stored": spec.accuracy,
+        "loss_curve": None if spec.loss_curve is None else [_f32(v) for v in np.asarray(spec.loss_curve).reshape(-1)],
     }
 
 
@@ -264,8 +267,9 @@ def _dataset_of(config: Any) -> str:
 
 
 def load_store_model(store_path: str | os.PathLike, run_id: str) -> ModelSpec:
-    """A stored run as a :class:`ModelSpec` (config, metrics and counts as metadata).
-    ViewerInputError for a path that is not a store, a missing run or one without params."""
+    """A stored run as a :class:`ModelSpec` (config, metrics and counts as metadata, its loss
+    curve when stored). ViewerInputError for a path that is not a store, a missing run or one
+    without params."""
     from sparsejax.sweep import store as store_lib
 
     try:
@@ -279,6 +283,11 @@ def load_store_model(store_path: str | os.PathLike, run_id: str) -> ModelSpec:
         raise ViewerInputError(f"run {run_id!r} is not in store {os.fspath(store_path)}")
     if rec.get("params") is None:
         raise ViewerInputError(f"run {run_id!r} has no stored params")
+    return record_model(rec)
+
+
+def record_model(rec: Mapping[str, Any]) -> ModelSpec:
+    """A record (from a store, or :func:`sparsejax.runs.run_population`) as a :class:`ModelSpec`."""
     config = rec.get("config") if isinstance(rec.get("config"), Mapping) else {}
     meta: dict[str, Any] = {"run_id": rec["run_id"], "status": rec.get("status")}
     for key in ("accuracy", "loss", "weight_nnz", "model_nnz", "diverged", "finished_at"):
@@ -290,7 +299,51 @@ def load_store_model(store_path: str | os.PathLike, run_id: str) -> ModelSpec:
     acc = rec.get("accuracy")
     return ModelSpec(params=rec["params"], masks=rec.get("masks"), name=str(rec["run_id"]), meta=meta,
                      accuracy=float(acc) if isinstance(acc, (int, float)) and math.isfinite(acc) else None,
-                     dataset=_dataset_of(config))
+                     dataset=_dataset_of(config), loss_curve=rec.get("loss_curve"))
+
+
+def read_winner(path: str | os.PathLike) -> Any:
+    """The :class:`sparsejax.analysis.winners.Winner` of a winners file; ViewerInputError
+    (naming the file) when it cannot be used."""
+    from sparsejax.analysis import winners as winners_lib
+
+    try:
+        return winners_lib.read_winner(os.fspath(path))
+    except ValueError as err:
+        raise ViewerInputError(str(err)) from None
+
+
+def winner_title(win: Any) -> str:
+    """A winner's panel name: ``name (run id)``."""
+    return f"{win.name} ({win.run_id})"
+
+
+def load_winner_model(path: str | os.PathLike, store: str | os.PathLike | None = None) -> ModelSpec:
+    """The network of a winners file (``experiments/winners/*.json``): its run read from `store`
+    when stored there, else retrained from the file's config (one run, as ``experiments.train
+    --config``). The claimed numbers head the metadata. ViewerInputError for an unusable file."""
+    from sparsejax.sweep import store as store_lib
+
+    win = read_winner(path)
+    rec = None
+    if store is not None:
+        try:
+            with store_lib.Store(store, create=False) as st:
+                rec = st.get(win.run_id)
+        except (store_lib.StoreError, ValueError, OSError) as err:
+            raise ViewerInputError(f"{os.fspath(store)}: cannot read run {win.run_id!r}: {err}") from None
+    if rec is None or rec.get("params") is None:
+        from sparsejax import runs
+        (rec,) = runs.run_population([dict(win.config)])
+        source = "retrained from the file's config"
+    else:
+        source = f"read from store {os.fspath(store)}"
+    spec = record_model(rec)
+    spec.name = winner_title(win)
+    spec.meta = {"winner": win.name, "winner file": win.path, "claimed model_nnz": win.model_nnz,
+                 "claimed accuracy": win.accuracy, "target": win.target, "network": source,
+                 "retrain": win.retrain_command(), **spec.meta}
+    return spec
 
 
 def load_npz_model(path: str | os.PathLike, dataset: str = "cubist_spiral") -> ModelSpec:
@@ -306,15 +359,25 @@ def load_npz_model(path: str | os.PathLike, dataset: str = "cubist_spiral") -> M
 
 def load_models(store: str | os.PathLike | None = None, run_id: str | None = None,
                 npz: str | os.PathLike | None = None, compare: str | None = None,
-                dataset: str | None = None) -> list[ModelSpec]:
+                dataset: str | None = None, winner: str | os.PathLike | None = None) -> list[ModelSpec]:
     """The model(s) to show: run ``run_id`` of ``store`` (and run ``compare`` of the same store),
-    or the ``npz`` file (and the ``compare`` file). ``dataset`` overrides the runs' datasets.
-    ViewerInputError for inconsistent arguments or unreadable input."""
+    the ``npz`` file (and the ``compare`` file), or the ``winner`` file's network
+    (:func:`load_winner_model`; ``store``, if given, is searched first; ``compare`` is a run of
+    it). ``dataset`` overrides the runs' datasets. ViewerInputError for inconsistent arguments
+    or unreadable input."""
     if dataset is not None and dataset not in data.DATASETS:
         raise ViewerInputError(f"unknown dataset {dataset!r}; allowed: {', '.join(sorted(data.DATASETS))}")
-    if (store is None) == (npz is None):
-        raise ViewerInputError("give exactly one of a store (with a run id) or an .npz file")
-    if store is not None:
+    if winner is not None:
+        if npz is not None or run_id:
+            raise ViewerInputError("a winners file is the model: give no run id and no .npz with it")
+        if compare and store is None:
+            raise ViewerInputError("compare: with a winners file, compare is a run id of a store; give the store")
+        models = [load_winner_model(winner, store)]
+        if compare:
+            models.append(load_store_model(store, compare))
+    elif (store is None) == (npz is None):
+        raise ViewerInputError("give exactly one of a store (with a run id), an .npz file or a winners file")
+    elif store is not None:
         if not run_id:
             raise ViewerInputError("a run id is needed to show a run of a store")
         models = [load_store_model(store, run_id)]
