@@ -148,6 +148,13 @@ def test_scatter_connectivity_and_theorem_figures(rows, tmp_path):
     assert set(data) == set(METHODS) and all(list(d["width"]) == [3, 4] for d in data.values())
     fig = figures.fig_disconnected_vs_width(rows, "random")
     assert len(fig.axes[1].get_lines()) == len(METHODS)
+    for target, ax in zip(figures.TARGETS, figures.fig_first_nnz_vs_width(rows, "random").axes):
+        table = pareto.sparsest_by_width(rows, target)
+        lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
+        assert set(lines) == {flops.METHOD_LABELS[m] for m in table}
+        for m, per in table.items():  # each method's line is its sparsest run per width (NaN: never)
+            ys = [per[w]["model_nnz"] if per[w] else np.nan for w in sorted(per)]
+            np.testing.assert_array_equal(lines[flops.METHOD_LABELS[m]].get_ydata(), ys)
     paths = figures.theorem_plot(str(tmp_path), counts=(2, 3, 3, 2), widths=(4, 8, 16), trials=200)
     assert len(paths) == 2 and all(os.path.getsize(p) > 0 for p in paths)
 
@@ -156,7 +163,7 @@ def test_figures_skip_when_runs_are_missing(tmp_path):
     only_dense = [{"kind": "dense", "method": "dense", "init_name": "random", "width": 3, "model_nnz": 40,
                    "accuracy": 0.9}]
     for writer in (figures.phase1_scatter, figures.pareto_frontiers, figures.method_scatters,
-                   figures.effective_vs_direct, figures.disconnected_vs_width):
+                   figures.effective_vs_direct, figures.disconnected_vs_width, figures.first_nnz_vs_width):
         assert writer(only_dense, str(tmp_path)) == []
         assert writer([], str(tmp_path)) == []
     assert figures.flops_chart({}, str(tmp_path)) == []

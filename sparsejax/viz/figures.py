@@ -544,6 +544,44 @@ def disconnected_vs_width(rows: Sequence[Mapping[str, Any]], out_dir: str) -> li
                          lambda init: fig_disconnected_vs_width(rows, init))
 
 
+@_styled
+def fig_first_nnz_vs_width(rows: Sequence[Mapping[str, Any]], init: str = "random",
+                           targets: Sequence[float] = TARGETS) -> Figure | None:
+    """The paper's overparameterisation finding: per target, the fewest model nonzeros of any run
+    above it vs width, one line per method (``analysis.pareto.sparsest_by_width``); a width where
+    no run reaches the target is an open marker at the top ("never")."""
+    tables = {t: pareto.sparsest_by_width(rows, t, init) for t in targets}
+    if not any(tables.values()):
+        return None
+    fig, axes = _figure(len(targets), ncols=len(targets), panel=(3.4, 2.7))
+    reached = [r["model_nnz"] for tab in tables.values() for per in tab.values() for r in per.values() if r]
+    top = 1.2 * max(reached) if reached else 100.0
+    widths = sorted({w for tab in tables.values() for per in tab.values() for w in per})
+    for ax, t in zip(axes, targets):
+        for m in ordered_methods(tables[t]):
+            per = tables[t][m]
+            ws = sorted(per)
+            ys = [per[w]["model_nnz"] if per[w] else np.nan for w in ws]
+            ax.plot(ws, ys, marker="o", color=method_color(m), label=method_label(m))
+            never = [w for w in ws if per[w] is None]
+            ax.plot(never, [top] * len(never), linestyle="none", marker="o", markerfacecolor="none",
+                    color=method_color(m))
+        ax.axhline(top, color="0.8", lw=0.8, zorder=0)
+        ax.text(widths[0] if widths else 1, top, " never", va="bottom", fontsize=7, color="0.4")
+        _width_axis(ax, widths)
+        ax.set_ylim(0, top * 1.1)
+        ax.set_ylabel(f"fewest model nnz above {100 * t:g} %")
+        ax.set_title(f"target {100 * t:g} %")
+    _legend_outside(fig, [axes[-1]])
+    fig.suptitle(f"Overparameterisation: sparsest model reaching the target vs width ({text(init)} init)")
+    return fig
+
+
+def first_nnz_vs_width(rows: Sequence[Mapping[str, Any]], out_dir: str) -> list[str]:
+    return save_per_init(rows, "pruning", out_dir, "first_nnz_vs_width",
+                         lambda init: fig_first_nnz_vs_width(rows, init))
+
+
 # ----------------------------------------------------------------------------- Theorem L.1
 
 

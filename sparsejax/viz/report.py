@@ -454,6 +454,8 @@ def build_report(store_path: str, out_dir: str, mc_trials: int = 2000, connectiv
         figures.loss_curves(loss_curve_panels(store_path, rows, winners), out_dir))
     add("Figures 20–24: best run per nnz, per method", figures.method_scatters(rows, out_dir))
     add("Effective vs direct nonzeros", figures.effective_vs_direct(rows, out_dir))
+    add("Overparameterisation: the sparsest model above each target vs width, per method",
+        figures.first_nnz_vs_width(rows, out_dir))
     add("Disconnected weights vs width", figures.disconnected_vs_width(rows, out_dir))
     add("Table 1: FLOPs", figures.flops_chart(ours, out_dir, measured=measured or None))
     counts = tuple(int(c) for c in flops_lib.erk_layer_counts((16, 16, 16), 55))
