@@ -103,3 +103,14 @@ def test_level_batches_fill_populations():
     assert comb.level_batches([1, 1, 1], runs_per_mask=1, population_size=100) == [[0, 1, 2]]
     groups = comb.level_batches(list(range(1, 30)), runs_per_mask=6, population_size=64)
     assert [i for g in groups for i in g] == list(range(29))  # every level once, in order
+
+
+def test_dry_run_prices_phase_2(tmp_path, capsys):
+    """Issue 17 item 3: a search's dry run prints runs, model-steps and the predicted time."""
+    s = job.settings({**FLAG_DEFAULTS, "phase": "2", "config": "3,2,2", "lrs": "0.1", "schedules": "cosine"})
+    job.dry_run(s, _args(tmp_path / "s.sqlite"))
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    from sparsejax.search.product import MaskSpace
+    masks = len(MaskSpace((3, 2, 2)))
+    assert f"{masks} masks x 1 lrs x 1 schedules = {masks} runs, {masks * 50 * 390:,} model-steps" in line
+    assert "predicted" in line and not os.listdir(tmp_path)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 from sparsejax import mlp, train
 from sparsejax.search import combinatorial as comb
 from sparsejax.search.product import MaskSpace
+from sparsejax.sweep import cost as cost_lib
 from sparsejax.sweep import flags as sweep_flags
 from sparsejax.sweep import grids
 from sparsejax.sweep import plan as plan_lib
@@ -142,8 +143,11 @@ def dry_run(s: CombSearchSettings, args: sweep_flags.SweepArgs, echo: Callable[[
     if s.config is not None and s.runs_phase2:
         n = len(MaskSpace(s.config, **(s.space_opts or {})))
         runs = n * len(s.phase2.lrs) * len(s.phase2.schedules)
+        steps = runs * plan_lib.run_cost(comb.phase2_plan(s.phase2, s.config, s.space_opts, 0, 1).configs[0])
+        secs = cost_lib.seconds({tuple(s.config): steps})  # phase 2 trains at the configuration's own shape
         echo(f"phase 2: {n} masks x {len(s.phase2.lrs)} lrs x {len(s.phase2.schedules)} schedules = "
-             f"{runs} runs at most (stops at the first level reaching the target)")
+             f"{runs} runs, {steps:,} model-steps at most (stops at the first level reaching the target); "
+             f"predicted {cost_lib.hms(secs)} at most at the measured throughput (sparsejax.sweep.cost)")
     elif s.phase == "both":
         echo("phase 2: its size depends on the configuration phase 1 selects")
     if args.num_shards > 1:
