@@ -504,3 +504,27 @@ def test_cli_dry_run(tmp_path):
     out = proc.stdout.strip().splitlines()
     assert out[0] == "runs: total=4 done=0 todo=4" and out[1].startswith("cost: model-steps total=1560")
     assert len(out) == 3 and out[2].startswith("predicted: ") and os.listdir(tmp_path) == []
+
+
+def test_relieve_memory_maps_clears_compiled_programs_only_above_the_headroom(monkeypatch):
+    """A long sweep keeps clear of vm.max_map_count: above the headroom JAX's compiled programs
+    are dropped (and recompile on demand with the same numbers), below it nothing happens."""
+    import jax
+    import jax.numpy as jnp
+
+    from sparsejax.sweep import runner
+    f = jax.jit(lambda x: x * 3.0 + 1.0)
+    before = f(jnp.arange(4.0))
+    lines = []
+    monkeypatch.setattr(runner, "_map_counts", lambda: (100, 1000))
+    assert not runner.relieve_memory_maps(lines.append) and lines == []
+    cleared = []
+    monkeypatch.setattr(runner.jax, "clear_caches", lambda: cleared.append(True))
+    monkeypatch.setattr(runner, "_map_counts", lambda: (600, 1000))
+    assert runner.relieve_memory_maps(lines.append) and cleared == [True]
+    assert "600" in lines[0] and "1,000" in lines[0]
+    monkeypatch.undo()
+    jax.clear_caches()  # the real thing: the program recompiles and gives the same numbers
+    assert (f(jnp.arange(4.0)) == before).all()
+    counts = runner._map_counts()
+    assert counts is None or (counts[0] > 0 and counts[1] > 0)

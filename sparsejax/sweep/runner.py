@@ -25,6 +25,7 @@ resumes anyway and marks every record written then with ``"differs_from_store": 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -179,6 +180,35 @@ def _flag_allows_change() -> bool:
             and bool(fv["allow_numeric_path_change"].value))
 
 
+MAPS_HEADROOM = 0.5  # clear JAX's compiled programs above this share of vm.max_map_count
+
+
+def _map_counts() -> tuple[int, int] | None:
+    """(memory mappings of this process, the kernel's limit), or None off Linux."""
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            limit = int(f.read())
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f), limit
+    except (OSError, ValueError):
+        return None
+
+
+def relieve_memory_maps(log: Log = logging.info, headroom: float = MAPS_HEADROOM) -> bool:
+    """Drop JAX's compiled programs when this process holds more than ``headroom`` of the
+    kernel's memory-mapping limit; returns whether it did. Every XLA:CPU executable keeps ~3
+    mappings, so a long sweep compiling many shapes (compaction groups, phase-1 buckets) would
+    otherwise reach vm.max_map_count, where the next compile crashes the process. Programs are
+    recompiled on demand: numbers do not change, only time."""
+    counts = _map_counts()
+    if counts is None or counts[0] <= headroom * counts[1]:
+        return False
+    jax.clear_caches()
+    gc.collect()
+    log(f"sweep: {counts[0]:,} memory mappings of {counts[1]:,} allowed: cleared JAX's compiled programs")
+    return True
+
+
 def count_done(plan: plan_lib.Plan, store_path: str | None) -> set[str]:
     """Ids of ``plan`` already in the store, without creating anything (dry runs).
 
@@ -296,6 +326,7 @@ def _train_all(plan: plan_lib.Plan, store: Store, population_size: int, chunk_st
             t0 = time.perf_counter()
             records = train_population(pop, chunk_steps, devices, progress=job.population(len(pop)))
             store.write_records(_with_numeric_path(records, differs))
+            relieve_memory_maps(log)
             seconds = time.perf_counter() - t0
             steps = plan_lib.cost(pop)
             job.population_done(len(pop), steps)
