@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import time
 from typing import Any, Callable, Sequence
 
@@ -361,25 +362,27 @@ COMPACT_MIN_WIDTH = 32
 
 
 @functools.lru_cache(maxsize=256)
-def _compacts(method: str, shape: tuple[int, ...], epochs: int, batch_size: int) -> bool:
-    if method in SEARCH_KINDS or max(shape) < COMPACT_MIN_WIDTH:
+def _compacts(kind: str, method_params: str, shape: tuple[int, ...], epochs: int, batch_size: int,
+              dataset: str) -> bool:
+    if kind in SEARCH_KINDS or max(shape) < COMPACT_MIN_WIDTH:
         return False
-    m = registry.get(method)
+    method = _method(kind, json.loads(method_params))
     tcfg = train.TrainConfig(widths=shape, epochs=epochs, batch_size=batch_size)
-    return bool(m.needs_budget and compaction.eligible(m, tcfg, data.load("cubist_spiral")[0].shape[0]))
+    return bool(method.needs_budget and compaction.eligible(method, tcfg, data.load(dataset)[0].shape[0]))
 
 
 def compacts(cfg: dict) -> bool:
-    """Whether the run of resolved config `cfg` trains compacted (see :func:`compactable`);
-    cheap, for planners."""
-    return _compacts(cfg["method"], trained_widths(cfg), int(cfg.get("epochs", 50)), int(cfg.get("batch_size", 128)))
+    """Whether the run of resolved config `cfg` trains compacted (:mod:`sparsejax.compaction`):
+    pruning-at-init runs (their masks are fixed before training and the method trains in one
+    plain pass, no hook); exact up to float summation order. Only from width
+    ``COMPACT_MIN_WIDTH`` on: below it the saving is small and each compacted shape group is one
+    more compilation. Cached: planners ask it for every run."""
+    return _compacts(cfg["method"], identity.canonical_value(cfg.get("method_params")), trained_widths(cfg),
+                     int(cfg.get("epochs", 50)), int(cfg.get("batch_size", 128)),
+                     str(cfg.get("dataset", "cubist_spiral")))
 
 
 def compactable(state: PopulationState) -> bool:
-    """Whether a population's runs may train at compacted widths (:mod:`sparsejax.compaction`):
-    pruning-at-init runs (their masks are fixed before training and the method trains in one
-    plain pass, no hook); exact up to float summation order. Only from width ``COMPACT_MIN_WIDTH``
-    on: below it the saving is small and each compacted shape group is one more compilation."""
-    method = _method(state.kind, state.configs[0].get("method_params"))
-    return (state.kind not in SEARCH_KINDS and method.needs_budget and max(state.shape) >= COMPACT_MIN_WIDTH
-            and compaction.eligible(method, state.tcfg, data.load(state.configs[0]["dataset"])[0].shape[0]))
+    """Whether a population's runs train at compacted widths: :func:`compacts` of its configs
+    (a population shares method, shape, epochs, batch size and dataset)."""
+    return compacts(state.configs[0])
