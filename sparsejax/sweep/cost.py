@@ -10,9 +10,8 @@ The unit of work is the model-step (one SGD step of one model on a minibatch of 
 
 (``benchmarks.throughput.time_shape``: a population of models, the step kernel ``auto`` picks,
 median of timed chunks after a compiling warm-up). :data:`MEASURED` holds those numbers and
-:data:`MEASURED_ON` says when and under what load: the machine was shared, so they are below
-what an idle machine gives (``benchmarks/RESULTS.md``: 109,685 model-steps/s at width 16 idle,
-against the loaded number here). Other shapes are interpolated log-linearly in the weight count
+:data:`MEASURED_ON` says when and on what machine (a machine shared with other jobs is
+slower, so a prediction there is a lower bound on the time). Other shapes are interpolated log-linearly in the weight count
 (the per-step work); below the smallest measured shape its number is used, beyond the widest the
 rate falls with the weight count; the prediction is a plain-number estimate —
 compiles, evaluation and pruning-at-init work are not in it (a few percent on long sweeps, more
@@ -26,21 +25,22 @@ from typing import Iterable, Mapping
 from sparsejax import mlp
 
 # (d1, d2, d3) -> model-steps/s with kernel "auto", measured by benchmarks/cost_table.py on the
-# shared 2-core machine (2026-12-02 05:21-05:45 UTC, load average 8-15 from other jobs, so the
-# numbers are noisy: (7,3,3) came out faster than (3,3,3) because the load changed between rows).
-# P = 1024, 200 steps, median of 3 up to width 32; P = 256, 40 steps, median of 2 at 64 and 128
-# (128 trains with the XLA step: above the fused kernel's range).
+# 2-core machine while it was otherwise idle (2026-12-02 14:09-14:12 UTC, load average 0.9-1.6,
+# the benchmark's own): P = 1024, 200 steps, median of 3 up to width 32; P = 256, 40 steps,
+# median of 2 at 64 and 128 (128 trains with the XLA step: above the fused kernel's range).
 MEASURED: dict[tuple[int, int, int], float] = {
-    (3, 3, 3): 50_793,
-    (4, 4, 4): 32_661,
-    (7, 3, 3): 127_690,
-    (16, 16, 16): 40_993,
-    (32, 32, 32): 4_303,
-    (64, 64, 64): 598,
-    (128, 128, 128): 119,
+    (3, 3, 3): 987_609,
+    (3, 2, 2): 1_202_516,
+    (6, 3, 2): 951_326,
+    (4, 4, 4): 583_048,
+    (7, 3, 3): 782_350,
+    (16, 16, 16): 136_475,
+    (32, 32, 32): 32_999,
+    (64, 64, 64): 9_465,
+    (128, 128, 128): 2_085,
 }
-MEASURED_ON = ("2026-12-02, 2-core AMD EPYC (AVX2, no AVX-512), jax 0.10.2 CPU, shared with other jobs "
-               "(load average 8-15 on 2 cores: an idle machine is several times faster)")
+MEASURED_ON = ("2026-12-02, 2-core AMD EPYC (Zen 4: AVX-512, 16 models per vector), jax 0.10.2 CPU, "
+               "idle apart from the benchmark (a shared machine is several times slower)")
 
 
 def _points() -> list[tuple[float, float]]:
