@@ -12,8 +12,11 @@ one-model-at-a-time PyTorch loop and a hand-batched PyTorch ``bmm`` loop are tim
 
 The small-shape table times, per shape and P, medians of ``--repeats`` timed calls of the
 trainer's chunk: the fused step as ``auto`` picks it (models in SIMD lanes at these widths), the
-previous one-model-at-a-time fused step (layout "models"), the XLA step, and a hand-batched
-PyTorch ``bmm`` loop when torch is importable (it is not a project dependency).
+same with one data order for the whole population (a shared ``data_seed``: the minibatch is
+gathered once per step), the previous one-model-at-a-time fused step (layout "models"), the XLA
+step, and the hand-batched PyTorch ``bmm`` peer (benchmarks/torch_peer.py) in the interpreter
+``--torch_python`` names (torch is not a project dependency; by default this interpreter, when
+it can import torch).
 """
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ import json
 import math
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -45,6 +51,8 @@ flags.DEFINE_bool("xla", False, "also time the trainer's pure-XLA step (kernel='
 flags.DEFINE_bool("small", False, "print the small-shape table instead (see --small_shapes)")
 flags.DEFINE_list("small_shapes", ["3-3-3", "3-2-2", "6-3-2", "7-3-3", "16-16-16"], "hidden widths of the small table")
 flags.DEFINE_list("small_populations", ["1024", "4096"], "population sizes of the small table")
+flags.DEFINE_string("torch_python", None, "a Python with torch for the small table's PyTorch peer "
+                    "(default: this one, if it imports torch)")
 flags.DEFINE_integer("repeats", 3, "timed calls per cell of the small table (the median is reported)")
 
 
@@ -69,16 +77,19 @@ def time_population(p: int, width: int, steps: int, kernel: str = "auto") -> flo
     return p * steps / (time.perf_counter() - t0)
 
 
-def time_shape(p: int, widths: tuple[int, ...], steps: int, kernel: str, repeats: int) -> float:
+def time_shape(p: int, widths: tuple[int, ...], steps: int, kernel: str, repeats: int,
+               one_order: bool = False) -> float:
     """Median model-steps/s over `repeats` timed chunks of `steps` steps (after a warm-up call
     that compiles). `kernel` is a resolved trainer kernel: "fused" (layout as auto picks it),
-    "fused_models" (the one-model-at-a-time layout, forced) or "xla"."""
+    "fused_models" (the one-model-at-a-time layout, forced) or "xla". `one_order`: every model
+    on one data order (what runs sharing a data_seed get)."""
     x, y = data.cubist_spiral()
     x, y = jnp.asarray(x), jnp.asarray(y)
     cfg = train.TrainConfig(widths=widths, epochs=max(1, math.ceil(steps / 390)), chunk_steps=steps)
     fn = train._chunk_fn(cfg, None, steps, kernel)  # the resolved-kernel entry: forces a layout
     params = mlp.init_population(jax.random.split(jax.random.PRNGKey(0), p), widths)
-    pop = train.make_population(params, None, 0.05, "cosine", train.model_keys(0, np.arange(p)))
+    keys = train.model_keys(0, np.zeros(p, int) if one_order else np.arange(p))
+    pop = train.make_population(params, None, 0.05, "cosine", keys)
     pop = fn(pop, x, y, jnp.int32(0), jnp.int32(0))
     jax.block_until_ready(pop)
     rates = []
@@ -90,38 +101,24 @@ def time_shape(p: int, widths: tuple[int, ...], steps: int, kernel: str, repeats
     return float(np.median(rates))
 
 
-def torch_bmm(p: int, widths: tuple[int, ...], steps: int, repeats: int) -> float:
-    """Median model-steps/s of a hand-batched PyTorch loop (bmm, per-model random minibatches,
-    SGD with momentum and weight decay) at hidden widths `widths`."""
-    import torch
-    torch.manual_seed(0)
+def torch_python() -> str | None:
+    """The interpreter that runs the PyTorch peer: --torch_python, else this one if it has torch."""
+    if FLAGS.torch_python:
+        return FLAGS.torch_python
+    return sys.executable if importlib.util.find_spec("torch") is not None else None
+
+
+def torch_bmm(python: str, p: int, widths: tuple[int, ...], steps: int, repeats: int) -> float:
+    """Median model-steps/s of the hand-batched PyTorch peer (benchmarks/torch_peer.py) at
+    hidden widths `widths`, run by `python` (it gets the dataset through a temporary file)."""
     x, y = data.cubist_spiral()
-    xt, yt = torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y))
-    dims = [2, *widths, 1]
-    ws = [(torch.randn(p, dims[i], dims[i + 1]) / math.sqrt(dims[i])).requires_grad_() for i in range(len(dims) - 1)]
-    bs = [torch.zeros(p, 1, dims[i + 1]).requires_grad_() for i in range(len(dims) - 1)]
-    opt = torch.optim.SGD(ws + bs, lr=0.05, momentum=0.9, weight_decay=5e-4)
-    lossf = torch.nn.BCEWithLogitsLoss()
-
-    def run(n):
-        for _ in range(n):
-            idx = torch.randint(0, len(xt), (p, 128))
-            h = xt[idx]
-            for i in range(len(ws)):
-                h = torch.baddbmm(bs[i], h, ws[i])
-                if i < len(ws) - 1:
-                    h = torch.relu(h)
-            opt.zero_grad()
-            lossf(h[..., 0], yt[idx]).backward()
-            opt.step()
-
-    run(2)
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(steps)
-        rates.append(p * steps / (time.perf_counter() - t0))
-    return float(np.median(rates))
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "data.npz")
+        np.savez(path, x=np.asarray(x), y=np.asarray(y))
+        out = subprocess.run([python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_peer.py"),
+                              f"--data={path}", f"--widths={','.join(map(str, widths))}", f"--population={p}",
+                              f"--steps={steps}", f"--repeats={repeats}"], capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["torch_bmm"])
 
 
 def small_table() -> None:
@@ -130,31 +127,34 @@ def small_table() -> None:
     pops = [int(v) for v in FLAGS.small_populations]
     if any(w < 1 for s in shapes for w in s) or any(v < 1 for v in pops) or FLAGS.repeats < 1:
         raise app.UsageError("--small_shapes, --small_populations and --repeats must be positive integers")
-    has_torch = importlib.util.find_spec("torch") is not None
+    peer = torch_python()
     if not FLAGS.json:
         print(f"# sparsejax small shapes — {jax.devices()[0].device_kind} ({jax.default_backend()}, "
               f"{os.cpu_count()} cores), jax {jax.__version__}, {platform.processor() or platform.machine()}, "
               f"{datetime.date.today()}, {FLAGS.steps} steps per call, medians of {FLAGS.repeats}"
-              + ("" if has_torch else "; torch not importable: no PyTorch column"))
-        print("| shape | P | fused step (auto) | layout | previous fused step | XLA step | new / previous |"
-              + (" PyTorch bmm |" if has_torch else ""))
-        print("|---|---:|---:|---|---:|---:|---:|" + ("---:|" if has_torch else ""))
+              + (f"; PyTorch peer run by {peer}" if peer else "; no torch (--torch_python): no PyTorch column"))
+        print("| shape | P | fused step (auto) | layout | one data order | one-model layout | XLA step |"
+              " lanes / one-model |" + (" PyTorch bmm | fused / PyTorch |" if peer else ""))
+        print("|---|---:|---:|---|---:|---:|---:|---:|" + ("---:|---:|" if peer else ""))
     for shape in shapes:
         for p in pops:
             row = {"shape": list(shape), "population": p,
                    "layout": cpu_kernel.pick_layout((mlp.INPUT_DIM, *shape, mlp.OUTPUT_DIM)),
                    "fused": time_shape(p, shape, FLAGS.steps, "fused", FLAGS.repeats),
+                   "fused_one_order": time_shape(p, shape, FLAGS.steps, "fused", FLAGS.repeats, one_order=True),
                    "fused_models": time_shape(p, shape, FLAGS.steps, "fused_models", FLAGS.repeats),
                    "xla": time_shape(p, shape, FLAGS.steps, "xla", FLAGS.repeats),
                    "device": jax.devices()[0].device_kind, "jax": jax.__version__, "date": str(datetime.date.today())}
-            if has_torch:
-                row["torch_bmm"] = torch_bmm(p, shape, min(FLAGS.steps, 50), FLAGS.repeats)
+            if peer:
+                row["torch_bmm"] = torch_bmm(peer, p, shape, min(FLAGS.steps, 50), FLAGS.repeats)
             if FLAGS.json:
                 print(json.dumps(row), flush=True)
             else:
                 print(f"| ({','.join(map(str, shape))}) | {p:,} | {row['fused']:,.0f} | {row['layout']} | "
-                      f"{row['fused_models']:,.0f} | {row['xla']:,.0f} | {row['fused'] / row['fused_models']:.1f}x |"
-                      + (f" {row['torch_bmm']:,.0f} |" if has_torch else ""), flush=True)
+                      f"{row['fused_one_order']:,.0f} | {row['fused_models']:,.0f} | {row['xla']:,.0f} | "
+                      f"{row['fused'] / row['fused_models']:.1f}x |"
+                      + (f" {row['torch_bmm']:,.0f} | {row['fused'] / row['torch_bmm']:.1f}x |" if peer else ""),
+                      flush=True)
 
 
 def torch_rows(p: int, width: int, steps: int) -> dict[str, float]:

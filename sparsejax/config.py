@@ -115,6 +115,8 @@ class RunConfig:
     milestones: tuple[int, ...] = DEFAULT_MILESTONES
     lr_gamma: float = DEFAULT_LR_GAMMA
     method_params: Any = None                    # the method's params object (None: its defaults)
+    data_seed: int | None = None                 # shared data order: runs with one data_seed see the
+                                                 # same minibatches (None: each run its own, as the paper)
 
     def __post_init__(self) -> None:
         from sparsejax import data, mlp, train
@@ -133,6 +135,8 @@ class RunConfig:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
         put("epochs", _int("epochs", self.epochs, 1))
         put("seed", _int("seed", self.seed, 0))
+        if self.data_seed is not None:
+            put("data_seed", _int("data_seed", self.data_seed, 0))
         put("batch_size", _int("batch_size", self.batch_size, 1))
         put("momentum", _float("momentum", self.momentum))
         put("weight_decay", _float("weight_decay", self.weight_decay))

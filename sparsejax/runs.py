@@ -13,6 +13,10 @@ record per run. Kinds of run:
 
 Each run's keys derive from its id: ``fold_in(PRNGKey(0), run_seed(id))`` then ``fold_in`` with a
 purpose tag (init, data order, masks, pruning), so a run's numbers never depend on its neighbours.
+A run with a ``data_seed`` takes its data order from that seed instead
+(``fold_in(PRNGKey(DATA_SEED_ROOT), data_seed)``, tagged the same way): every run sharing it sees
+the same minibatch sequence (common random numbers across the masks of a search), and a
+population of such runs gathers each minibatch once for all of them on the CPU kernel.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from sparsejax.search.product import MaskSpace
 from sparsejax.sweep import identity, numeric_path
 
 ROOT_SEED = 0
+DATA_SEED_ROOT = 1  # a root of its own: a data_seed never reproduces some run's own order by accident
 SEARCH_KINDS = config_lib.SEARCH_KINDS
 TAG_INIT, TAG_DATA, TAG_MASK, TAG_PRUNE = 0, 1, 2, 3
 
@@ -103,6 +108,17 @@ def program_key(cfg: dict) -> tuple:
 def run_keys(run_ids: Sequence[str]) -> jax.Array:
     """(P, 2) raw key data, one per run: fold_in(PRNGKey(0), run_seed(id))."""
     return train.model_keys(jax.random.PRNGKey(ROOT_SEED), [identity.run_seed(r) for r in run_ids])
+
+
+def data_keys(cfgs: Sequence[dict], keys_P: jax.Array) -> jax.Array:
+    """(P, 2) raw data-order keys: the run's own (tagged from its id), or its ``data_seed``'s."""
+    own = _tagged(keys_P, TAG_DATA)
+    seeds = [c.get("data_seed") for c in cfgs]
+    if all(s is None for s in seeds):
+        return own
+    shared = _tagged(train.model_keys(jax.random.PRNGKey(DATA_SEED_ROOT), [0 if s is None else int(s) for s in seeds]),
+                     TAG_DATA)
+    return jnp.where(jnp.asarray([s is not None for s in seeds])[:, None], shared, own)
 
 
 def _tagged(keys_P: jax.Array, tag: int) -> jax.Array:
@@ -225,7 +241,7 @@ def prepare_population(configs: list[dict], chunk_steps: int = 390,
         wm = method.prune_at_init(params, budget, _tagged(keys_P, TAG_PRUNE), lr, jnp.asarray(x_all),
                                   jnp.asarray(y_all), shape)
         masks = mlp.masks_from_weights(wm, "out_degree") if wm is not None else jax.tree.map(jnp.ones_like, params)
-    pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], _tagged(keys_P, TAG_DATA),
+    pop = train.make_population(params, masks, lr, [c["schedule"] for c in cfgs], data_keys(cfgs, keys_P),
                                 hook_state=method.initial_hook_state(budget, _tagged(keys_P, TAG_MASK), shape))
     pop = train.with_loss_sums(pop, tcfg.epochs)  # allocated here so saved states carry them
     pop = place(pop) if place is not None else pop

@@ -259,7 +259,7 @@ _WARNED: list = []
 
 def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop: Population,
                 step: Array) -> Population:
-    x_all, y_all, epoch_offset = data
+    x_all, y_all, rows_all, epoch_offset = data
     spe = cfg.steps_per_epoch(x_all.shape[0])
     batch = lambda p: population_batch(p, x_all, y_all, step, cfg, epoch_offset)  # noqa: E731
     if hook is not None:
@@ -271,7 +271,7 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
             # "fused_models" (internal, benchmarks only) forces the one-model-at-a-time layout
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
-            params, mom, loss = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x_all, y_all, keys,
+            params, mom, loss = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, rows_all, keys,
                                                     (step % spe) * cfg.batch_size, lr, cfg.batch_size,
                                                     cfg.momentum, cfg.weight_decay,
                                                     layout="models" if kernel == "fused_models" else "auto")
@@ -314,7 +314,8 @@ def chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int):
 def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int, kernel: str):
     def run(pop: Population, x_all, y_all, start, epoch_offset):
         TRACE_COUNT["chunk"] += 1
-        body = lambda p, s: (_train_step(cfg, hook, kernel, (x_all, y_all, epoch_offset), p, s), None)
+        rows_all = cpu_kernel.pack_rows(x_all, y_all) if kernel in ("fused", "fused_models") else None
+        body = lambda p, s: (_train_step(cfg, hook, kernel, (x_all, y_all, rows_all, epoch_offset), p, s), None)
         return jax.lax.scan(body, pop, start + jnp.arange(n_steps))[0]
     return jax.jit(run, donate_argnums=(0,))
 

@@ -35,6 +35,7 @@ ALTERNATIVES = {
     "milestones": dict(milestones=(10, 30)),
     "lr_gamma": dict(lr_gamma=0.5),
     "method_params": None,  # needs a method with params: test_method_params_change_the_id
+    "data_seed": dict(data_seed=3),
 }
 
 
@@ -51,10 +52,11 @@ def test_every_field_changes_the_id(field):
 def test_spelled_defaults_keep_the_id():
     short = RunConfig.from_dict(BASE)
     spelled = RunConfig.from_dict({**BASE, "milestones": [15, 30], "lr_gamma": 0.1, "method_params": None,
-                                   "epochs": 50.0, "lr": np.float32(0.1)})
+                                   "epochs": 50.0, "lr": np.float32(0.1), "data_seed": None})
     assert short.run_id == spelled.run_id == identity.run_id(BASE)
     # the ids of configs stored before these fields existed are unchanged
     assert "milestones" not in identity.canonical(short.to_dict())
+    assert "data_seed" not in identity.canonical(short.to_dict())
 
 
 def test_init_file_hashes_content_not_path(tmp_path, monkeypatch):
@@ -111,6 +113,8 @@ def test_method_params_change_the_id(monkeypatch):
     (dict(method="search", budget=None, widths=(3, 3, 3), structure=(3, 3, 3), mask_index=25992),
      r"^mask_index: must be in \[0, 25992\)"),
     (dict(init="/nonexistent.npz"), "^init: not a file"),
+    (dict(data_seed=-1), "^data_seed: must be >= 0"),
+    (dict(data_seed=0.5), "^data_seed: must be an integer"),
 ])
 def test_bad_configs_name_the_field(bad, needle):
     with pytest.raises(ValueError, match=needle):

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not cpu_kernel.available() or jax.default_backen
 
 # compiled-in shapes first, then shapes that run the runtime-size code (1- and 2-unit layers,
 # non-uniform, one and four hidden layers)
-SHAPES = [(3, 3, 3), (3, 2, 2), (6, 3, 2), (7, 3, 3), (16, 16, 16), (1, 2, 1), (2, 1, 2), (5, 9, 4, 2), (1,),
+SHAPES = [(3, 3, 3), (3, 2, 2), (6, 3, 2), (7, 3, 3), (16, 16, 16), (4, 4, 4), (1, 2, 1), (2, 1, 2), (5, 9, 4, 2), (1,),
           (12, 8, 4)]
 P = 19  # not a multiple of 8 or 16: the last lane group is padded
 
@@ -51,7 +51,7 @@ def _kernel_train(pop, x, y, cfg, layout, steps):
     def body(pop, step):
         lr = pop.lr * train.lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
         keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, step // spe))(pop.key)
-        params, mom, _ = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys,
+        params, mom, _ = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys,
                                              (step % spe) * cfg.batch_size, lr, cfg.batch_size, cfg.momentum,
                                              cfg.weight_decay, layout=layout)
         return pop._replace(params=params, momentum=mom), None
@@ -100,6 +100,18 @@ def test_trainer_fused_path_equals_xla(widths):
     np.testing.assert_array_equal(np.asarray(outs[0].diverged), np.asarray(outs[1].diverged))
 
 
+@pytest.mark.parametrize("widths", [(3, 3, 3), (12, 8, 4)], ids=lambda w: "x".join(map(str, w)))
+def test_one_data_order_equals_xla(widths):
+    """Every model on one data order (equal keys, a shared data_seed): the kernel gathers each
+    minibatch once for the population; still the XLA step's numbers."""
+    x, y = _subset()
+    steps = 12
+    cfg = train.TrainConfig(widths=widths, epochs=2, milestones=(1,), chunk_steps=steps)
+    pop = _population(widths)
+    pop = pop._replace(key=jnp.broadcast_to(pop.key[:1], pop.key.shape))
+    _close(_kernel_train(pop, x, y, cfg, "lanes", steps).params, _xla_train(pop, x, y, cfg, steps).params)
+
+
 def test_lanes_never_cross():
     """A model's numbers are bit-identical whichever lane and group it runs in, and a diverging
     neighbour in the same group (lr 1e6) leaves it untouched."""
@@ -124,6 +136,6 @@ def test_layout_choice_and_errors():
     pop = _population((40, 3, 3), p=2)
     keys = jnp.zeros((2, 4), jnp.uint32)
     with pytest.raises(ValueError, match="lanes"):
-        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys, 0, pop.lr, 128, 0.9, 5e-4, layout="lanes")
+        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys, 0, pop.lr, 128, 0.9, 5e-4, layout="lanes")
     with pytest.raises(ValueError, match="layout"):
-        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, x, y, keys, 0, pop.lr, 128, 0.9, 5e-4, layout="simd")
+        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys, 0, pop.lr, 128, 0.9, 5e-4, layout="simd")

@@ -66,6 +66,8 @@ BAD = {
                                      "--widths"),
     "prune_sweep_huge_budget_range": ("experiments.prune_sweep", ["--budgets=1..10000000", "--dry_run"], [],
                                       "--budgets"),
+    "prune_sweep_negative_data_seed": ("experiments.prune_sweep", ["--data_seed=-1", "--dry_run"], [], "--data_seed"),
+    "comb_search_negative_data_seed": ("experiments.comb_search", ["--data_seed=-3", "--dry_run"], [], "--data_seed"),
     "prune_sweep_init_dev_null": ("experiments.prune_sweep", ["--init=/dev/null", "--dry_run"], [], "--init"),
     "comb_search_init_dev_null": ("experiments.comb_search", ["--phase=2", "--config=3,2,2", "--init=/dev/null",
                                                               "--dry_run"], [], "--init"),

@@ -54,3 +54,31 @@ def test_same_init_file_by_relative_and_absolute_path_is_one_run(tmp_path, monke
     rel = {"method": "dense", "widths": [3, 3, 3], "init": "i.npz", "epochs": 1}
     absolute = dict(rel, init=str(tmp_path / "i.npz"))
     assert identity.run_id(runs.validate(rel)) == identity.run_id(runs.validate(absolute))
+
+
+def test_data_seed_gives_runs_one_data_order():
+    """Runs sharing a data_seed draw the same minibatch sequence (independently checked through
+    shuffle.batch_indices); other runs keep their own. A run's numbers do not depend on whether
+    its population shares one order (the kernel then gathers each minibatch once for all)."""
+    import jax.numpy as jnp
+
+    from sparsejax import shuffle
+    from sparsejax.sweep import identity
+
+    def search(i, **kw):
+        return {"method": "search", "widths": [3, 2, 2], "structure": [3, 2, 2], "mask_index": i, "epochs": 1,
+                "lr": 0.1, **kw}
+    cfgs = [runs.validate(c) for c in (search(3, data_seed=5), search(40, data_seed=5), search(3),
+                                       search(3, data_seed=6), search(41, data_seed=5, lr=0.05))]
+    keys = np.asarray(runs.data_keys(cfgs, runs.run_keys([identity.run_id(c) for c in cfgs])))
+    order = [np.asarray(shuffle.batch_indices(jnp.asarray(k), jnp.int32(7), 49_982, 128, 390)) for k in keys]
+    np.testing.assert_array_equal(order[0], order[1])
+    np.testing.assert_array_equal(order[0], order[4])
+    assert not np.array_equal(order[0], order[2]) and not np.array_equal(order[0], order[3])
+    assert len({identity.run_id(c) for c in cfgs}) == 5
+    shared = runs.run_population([cfgs[0], cfgs[1], cfgs[4]])  # one order: gathered once
+    mixed = runs.run_population([cfgs[0], cfgs[2], cfgs[1]])    # mixed orders: per model
+    for a, b in ((shared[0], mixed[0]), (shared[1], mixed[2])):
+        assert a["run_id"] == b["run_id"] and a["accuracy"] == b["accuracy"]
+        for la, lb in zip(a["params"], b["params"]):
+            np.testing.assert_array_equal(la["w"], lb["w"])

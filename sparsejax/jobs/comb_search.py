@@ -101,6 +101,7 @@ def settings(values: Mapping[str, Any], chunk_steps: int = 390) -> CombSearchSet
         raise ValueError("--config: phase 2 alone needs a configuration d1,d2,d3")
     init = sweep_flags.check_init("init", v["init"])
     common = dict(width=width, schedules=schedules, epochs=int(v["epochs"]), init=init, seed=int(v["seed"]),
+                  data_seed=sweep_flags.optional_seed("data_seed", v.get("data_seed")),
                   population_size=int(v["population_size"]), chunk_steps=int(chunk_steps))
     opt = lambda name: None if v.get(name) is None else int(v[name])  # noqa: E731
     s = CombSearchSettings(target=target, phase=str(v["phase"]), phase1=comb.SearchSettings(lrs=lrs, **common),

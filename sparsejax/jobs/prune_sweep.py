@@ -73,7 +73,8 @@ def configs(values: Mapping[str, Any], explicit: frozenset[str] = frozenset(),
     try:
         return grids.pruning_configs(methods=methods, widths=widths, budgets=budgets, lrs=lrs,
                                      schedules=schedules, epochs=int(s["epochs"]), repeats=int(s["repeats"]),
-                                     init=init, method_params=method_params)
+                                     init=init, method_params=method_params,
+                                     data_seed=sweep_flags.optional_seed("data_seed", s.get("data_seed")))
     except ValueError as e:
         msg = str(e)
         raise ValueError(msg if msg.startswith(("--", "init")) else f"--{msg}") from None

@@ -115,12 +115,24 @@ def _lanes_fit(layer_dims: tuple[int, ...]) -> bool:
     return max(layer_dims) <= LANES_MAX_WIDTH and len(layer_dims) - 1 <= LANES_MAX_LAYERS
 
 
-def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
+def pack_rows(x_all, y_all):
+    """The dataset as the kernel reads it: one row per example, x then y then zeros, rows of a
+    power-of-two number of floats (a row never straddles a cache line, so a model's example is
+    one memory access). Build it once per training chunk, not per step."""
+    n, i0 = int(x_all.shape[0]), int(x_all.shape[1])
+    stride = 1 << i0.bit_length()  # the least power of two >= i0 + 1
+    return jnp.concatenate([jnp.asarray(x_all, jnp.float32), jnp.reshape(y_all, (n, 1)).astype(jnp.float32),
+                            jnp.zeros((n, stride - i0 - 1), jnp.float32)], axis=1)
+
+
+def sgd_step(params, masks, momentum, rows_all, round_keys_Px4, start, lr_P,
              batch_size: int, momentum_coef: float, weight_decay: float, layout: str = "auto"):
     """(params, momentum, loss_P) after one masked SGD step of every model. Model p trains on
     positions [start, start + batch_size) of the keyed permutation with round keys
     ``round_keys_Px4[p]`` (exactly :func:`sparsejax.shuffle.permute`), gathered from
-    ``x_all``/``y_all`` inside the kernel; otherwise the same contract as ``train.sgd_update``
+    ``rows_all`` (:func:`pack_rows` of the dataset) inside the kernel; when every model has the
+    same round keys (a shared ``data_seed``) the kernel gathers the minibatch once for all.
+    Otherwise the same contract as ``train.sgd_update``
     applied to ``grad(mlp.loss)``. ``loss_P`` is each model's ``mlp.loss`` on its minibatch
     before the step, up to float rounding (an extra output: it never feeds the update).
     `layout` picks the implementation ("auto": :func:`pick_layout`); both give the same numbers
@@ -130,13 +142,15 @@ def sgd_step(params, masks, momentum, x_all, y_all, round_keys_Px4, start, lr_P,
         raise RuntimeError(why)
     if layout not in LAYOUTS:
         raise ValueError(f"layout: unknown {layout!r}; allowed: {', '.join(LAYOUTS)}")
-    dims = (int(x_all.shape[1]),) + tuple(int(p["w"].shape[2]) for p in params)
+    dims = (int(params[0]["w"].shape[1]),) + tuple(int(p["w"].shape[2]) for p in params)
+    if rows_all.ndim != 2 or rows_all.shape[1] < dims[0] + 1:
+        raise ValueError(f"rows_all: need (N, >= {dims[0] + 1}) rows from pack_rows, got shape {rows_all.shape}")
     if layout == "auto":
         layout = pick_layout(dims)
     elif layout == "lanes" and not _lanes_fit(dims):
         raise ValueError(f"layout 'lanes' supports layer sizes up to {LANES_MAX_WIDTH} and at most "
                          f"{LANES_MAX_LAYERS} layers, got {dims}")
-    flat_in = [x_all.astype(jnp.float32), y_all.astype(jnp.float32), round_keys_Px4.astype(jnp.uint32),
+    flat_in = [rows_all.astype(jnp.float32), round_keys_Px4.astype(jnp.uint32),
                jnp.reshape(start, (1,)).astype(jnp.int32), lr_P.astype(jnp.float32)]
     out_types, aliases = [], {}
     for l, (p, m, b) in enumerate(zip(params, masks, momentum)):

@@ -144,10 +144,12 @@ inline void sgd_update(const float* __restrict__ g, const float* p, const float*
 // Activations are kept unit-major (units x B) so every inner loop runs over the B examples;
 // hidden layers keep only their post-activations (ReLU(z) > 0 exactly where z > 0).
 struct Data {
-  const float *x, *y;      // the whole dataset: x (N, I0), y (N)
+  const float* rows;       // the whole dataset, one row per example: x (I0 values), y, padding
+  int64_t stride;          // floats per row (>= I0 + 1; a power of two, so a row never straddles a line)
   const uint32_t* keys;    // (P, 4) round keys of this epoch's permutation, per model
   int64_t n, start;        // N and the first position of this step's minibatch
   int h;                   // Feistel half bits
+  const float* shared_xy = nullptr;  // lanes layout, one order for all: the minibatch as broadcast vectors
 };
 
 void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const float* lr,
@@ -167,8 +169,8 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
   const uint32_t* key = D.keys + 4 * p;
   for (int64_t r = 0; r < B; ++r) {  // gather this model's minibatch, transposed
     const int64_t idx = permute(static_cast<uint32_t>(D.start + r), key, D.h, static_cast<uint32_t>(D.n));
-    for (int64_t i = 0; i < I0; ++i) s[i * B + r] = D.x[idx * I0 + i];
-    yp[r] = D.y[idx];
+    for (int64_t i = 0; i < I0; ++i) s[i * B + r] = D.rows[idx * D.stride + i];
+    yp[r] = D.rows[idx * D.stride + I0];
   }
   // forward: a_{l+1}[o, :] = relu(b[o] + sum_i W[i, o] a_l[i, :]); the logit stays linear
   for (int64_t l = 0; l < nl; ++l) {
@@ -224,11 +226,16 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
 // scalar operation is one vector operation, each lane gathers its own model's examples, and
 // nothing ever crosses lanes (no horizontal sums), so a model's numbers do not depend on which
 // models share its group (padding lanes of the last group compute on zeros and are discarded).
-// A group copies its parameters, momentum and masks into lane-interleaved scratch, runs the
-// B examples one at a time (forward, backward, gradient accumulated in example order), applies
-// the masked SGD update and copies back. Shapes used by the search are compiled with their
+// A group copies its parameters, momentum and masks into lane-interleaved scratch, computes its
+// lanes' example indices for the whole minibatch (lane_indices), loads each lane's example rows
+// (x and y packed in one row, so one cache line per example), runs the B examples (two side by
+// side up to width kPairMaxWidth; every gradient entry still adds example r's term before
+// r+1's, so the sums are those of one example at a time), applies the masked SGD update and
+// copies back. When the whole population shares one data order, the caller gathers the
+// minibatch once and every group reads it. Shapes used by the search are compiled with their
 // layer sizes as constants (fully unrolled); any other shape up to kLanesMaxWidth runs the same
-// code with runtime sizes.
+// code with runtime sizes. (Measured on a 2-core Zen 4, (3,3,3), P = 4,096: the index walk and
+// the row loads are about a third of the step, the arithmetic half; benchmarks/RESULTS.md.)
 #if defined(__AVX512F__)
 constexpr int kLanes = 16;
 #elif defined(__AVX__)
@@ -239,6 +246,7 @@ constexpr int kLanes = 4;
 constexpr int kLanesMaxWidth = 32;  // keep in sync with cpu.py LANES_MAX_WIDTH
 constexpr int kLanesMaxLayers = 8;  // keep in sync with cpu.py LANES_MAX_LAYERS
 constexpr int kLanesMaxUnits = 2 * kLanesMaxWidth + (kLanesMaxLayers - 1) * kLanesMaxWidth;
+constexpr int kPairMaxWidth = 8;  // up to this width two examples run side by side (registers)
 
 typedef float vf __attribute__((vector_size(4 * kLanes)));
 typedef int32_t vi __attribute__((vector_size(4 * kLanes)));
@@ -261,10 +269,16 @@ inline vu feistel_v(vu v, const vu* k, int h, uint32_t mask) {
   return (left << h) | right;
 }
 
-inline bool any_lane(vi m) {
+inline bool any_lane(vi m) {  // m: 0 or -1 per lane
+#if defined(__AVX512F__)
+  return _mm512_movepi32_mask((__m512i)m) != 0;
+#elif defined(__AVX2__)
+  return _mm256_movemask_ps((__m256)m) != 0;
+#else
   int r = 0;
   for (int k = 0; k < kLanes; ++k) r |= m[k];
   return r != 0;
+#endif
 }
 
 // exp lane-wise: Cephes' single-precision range reduction and polynomial (within ~2 ulp of
@@ -331,6 +345,27 @@ inline vf gather(const float* base, vi idx) {
 #endif
 }
 
+#if defined(__AVX512F__)
+// cols[c] lane ln = rows[4 * idx[ln] + c]: 16 rows of 4 floats, one load each, transposed (the
+// rows of lanes k, k+4, k+8, k+12 share a register; a 4x4 transpose per 128-bit chunk).
+inline void rows4_to_lanes(const float* rows, const int32_t* idx, vf* cols) {
+  __m512 z[4];
+  for (int k = 0; k < 4; ++k) {
+    __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(rows + 4 * static_cast<int64_t>(idx[k])));
+    v = _mm512_insertf32x4(v, _mm_loadu_ps(rows + 4 * static_cast<int64_t>(idx[k + 4])), 1);
+    v = _mm512_insertf32x4(v, _mm_loadu_ps(rows + 4 * static_cast<int64_t>(idx[k + 8])), 2);
+    v = _mm512_insertf32x4(v, _mm_loadu_ps(rows + 4 * static_cast<int64_t>(idx[k + 12])), 3);
+    z[k] = v;
+  }
+  const __m512 t0 = _mm512_unpacklo_ps(z[0], z[1]), t1 = _mm512_unpackhi_ps(z[0], z[1]);
+  const __m512 t2 = _mm512_unpacklo_ps(z[2], z[3]), t3 = _mm512_unpackhi_ps(z[2], z[3]);
+  cols[0] = (vf)_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+  cols[1] = (vf)_mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+  cols[2] = (vf)_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+  cols[3] = (vf)_mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+}
+#endif
+
 // A shape known at compile time: layer sizes D = (in, hidden..., out).
 template <int... D>
 struct Fixed {
@@ -348,6 +383,11 @@ struct Fixed {
     return s;
   }
   static constexpr int total() { return poff(nl()); }
+  static constexpr int max_width() {
+    int m = 0;
+    for (int l = 0; l <= nl(); ++l) m = d[l] > m ? d[l] : m;
+    return m;
+  }
 };
 
 // A shape known at run time (any depth up to kLanesMaxLayers, widths up to kLanesMaxWidth).
@@ -358,11 +398,138 @@ struct Dynamic {
   int poff(int l) const { return po[l]; }
   int uoff(int l) const { return uo[l]; }
   int total() const { return po[n]; }
+  int max_width() const {
+    int m = 0;
+    for (int l = 0; l <= n; ++l) m = std::max(m, d[l]);
+    return m;
+  }
 };
 
 struct LaneScratch {
   std::vector<vf> p, m, k, g, xy;  // parameters, momentum, masks, gradients; inputs and labels
+  std::vector<vi> idx;                  // example index per position, one lane per model
+  std::vector<uint32_t> pend_v, pend_s;  // the cycle walk's queue: values and (position, lane) slots
 };
+
+// idx[r] lane ln = model ln's example at position start + r of its permutation (exactly
+// permute() above). Every (position, lane) is evaluated once; only those that land outside
+// [0, N) walk on, and with AVX-512 they walk from a queue packed 16 to a vector, so no lane
+// waits for the slowest lane of its group (1.31 evaluations per position instead of ~2.9).
+inline void lane_indices(const vu* key, const Data& D, int64_t B, LaneScratch& sc) {
+  const uint32_t hmask = (1u << D.h) - 1u, n = static_cast<uint32_t>(D.n);
+  sc.idx.resize(B);
+  vi* out = sc.idx.data();
+#if defined(__AVX512F__)
+  sc.pend_v.resize(B * kLanes + kLanes);
+  sc.pend_s.resize(B * kLanes + kLanes);
+  uint32_t *pv = sc.pend_v.data(), *ps = sc.pend_s.data();
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i nv = _mm512_set1_epi32(static_cast<int>(n));
+  int64_t np = 0;
+  for (int64_t r = 0; r < B; ++r) {
+    const vu v = feistel_v(splatu(static_cast<uint32_t>(D.start + r)), key, D.h, hmask);
+    out[r] = (vi)v;
+    const __mmask16 far = _mm512_cmpge_epu32_mask((__m512i)v, nv);
+    if (far) {
+      const int c = __builtin_popcount(far);
+      const __mmask16 head = static_cast<__mmask16>((1u << c) - 1u);
+      _mm512_mask_storeu_epi32(pv + np, head, _mm512_maskz_compress_epi32(far, (__m512i)v));
+      const __m512i slot = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int>(r * kLanes)));
+      _mm512_mask_storeu_epi32(ps + np, head, _mm512_maskz_compress_epi32(far, slot));
+      np += c;
+    }
+  }
+  int32_t* flat = reinterpret_cast<int32_t*>(out);
+  const __m512i lane_bits = _mm512_set1_epi32(kLanes - 1);
+  while (np > 0) {  // one more evaluation for everything queued; what is still outside re-queues
+    int64_t nq = 0;
+    for (int64_t j = 0; j < np; j += kLanes) {
+      const int64_t c = std::min<int64_t>(kLanes, np - j);
+      const __mmask16 live = static_cast<__mmask16>(c == kLanes ? 0xFFFFu : (1u << c) - 1u);
+      const __m512i v = _mm512_maskz_loadu_epi32(live, pv + j);
+      const __m512i slot = _mm512_maskz_loadu_epi32(live, ps + j);
+      const __m512i lane = _mm512_and_si512(slot, lane_bits);
+      vu k[4];
+      for (int q = 0; q < 4; ++q) k[q] = (vu)_mm512_permutexvar_epi32(lane, (__m512i)key[q]);
+      const __m512i w = (__m512i)feistel_v((vu)v, k, D.h, hmask);
+      const __mmask16 far = _mm512_cmpge_epu32_mask(w, nv) & live;
+      alignas(64) int32_t ws[kLanes], ss[kLanes];  // finished walks: scalar stores (a scatter is slow)
+      _mm512_store_si512(ws, w);
+      _mm512_store_si512(ss, slot);
+      for (unsigned m = live & ~far; m; m &= m - 1) {
+        const int q = __builtin_ctz(m);
+        flat[ss[q]] = ws[q];
+      }
+      if (far) {  // written at or before j: the block [j, j + 16) is already read
+        const int cf = __builtin_popcount(far);
+        const __mmask16 head = static_cast<__mmask16>((1u << cf) - 1u);
+        _mm512_mask_storeu_epi32(pv + nq, head, _mm512_maskz_compress_epi32(far, w));
+        _mm512_mask_storeu_epi32(ps + nq, head, _mm512_maskz_compress_epi32(far, slot));
+        nq += cf;
+      }
+    }
+    np = nq;
+  }
+#else
+  for (int64_t r = 0; r < B; ++r) {  // the group walks until its slowest lane is inside [0, N)
+    vu v = feistel_v(splatu(static_cast<uint32_t>(D.start + r)), key, D.h, hmask);
+    for (vi o; any_lane(o = (vi)(v >= splatu(n)));) {
+      const vu w = feistel_v(v, key, D.h, hmask);
+      v = o ? w : v;
+    }
+    out[r] = (vi)v;
+  }
+#endif
+}
+
+// Forward and backward pass of examples r..r+EX-1, their gradients added to G in example order
+// (each entry gets example r's term, then r+1's: the sums of one example at a time). Two
+// independent examples side by side give the core two dependency chains to overlap.
+template <int EX, class S>
+inline void examples(const S& s, const vf* X, const vf* Y, int64_t B, int64_t r, const vf* W, vf* G, float invB,
+                     vf& lsum) {
+  const int nl = s.nl(), I0 = s.dim(0);
+  vf a[EX][kLanesMaxUnits];  // every unit's post-activation (the inputs first, the logit last)
+  for (int e = 0; e < EX; ++e)
+    for (int i = 0; i < I0; ++i) a[e][i] = X[i * B + r + e];
+#pragma GCC unroll 16
+  for (int l = 0; l < nl; ++l) {
+    const int I = s.dim(l), O = s.dim(l + 1), u = s.uoff(l), po = s.poff(l);
+    for (int o = 0; o < O; ++o)
+      for (int e = 0; e < EX; ++e) {
+        vf z = W[po + I * O + o];
+        for (int i = 0; i < I; ++i) z += a[e][u + i] * W[po + i * O + o];
+        if (l + 1 < nl) z = z < splat(0.f) ? splat(0.f) : z;  // ReLU; a NaN stays NaN
+        a[e][u + I + o] = z;
+      }
+  }
+  // d loss / d logit of the mean BCE with logits
+  vf dz[EX][kLanesMaxWidth], dp[EX][kLanesMaxWidth];
+  for (int e = 0; e < EX; ++e) {
+    const vf den = 1.f + exp_v(-a[e][s.uoff(nl)]);
+    dz[e][0] = (1.f / den - Y[r + e]) * invB;
+    lsum += bce_v(a[e][s.uoff(nl)], Y[r + e], den);
+  }
+#pragma GCC unroll 16
+  for (int l = nl - 1; l >= 0; --l) {
+    const int I = s.dim(l), O = s.dim(l + 1), u = s.uoff(l), po = s.poff(l);
+    for (int o = 0; o < O; ++o)
+      for (int e = 0; e < EX; ++e) G[po + I * O + o] += dz[e][o];
+    for (int i = 0; i < I; ++i)
+      for (int o = 0; o < O; ++o)
+        for (int e = 0; e < EX; ++e) G[po + i * O + o] += a[e][u + i] * dz[e][o];
+    if (l > 0) {
+      for (int e = 0; e < EX; ++e) {
+        for (int i = 0; i < I; ++i) {
+          vf t = vf{};
+          for (int o = 0; o < O; ++o) t += W[po + i * O + o] * dz[e][o];
+          dp[e][i] = a[e][u + i] > splat(0.f) ? t : splat(0.f);
+        }
+        for (int i = 0; i < I; ++i) dz[e][i] = dp[e][i];
+      }
+    }
+  }
+}
 
 // One step of the models [g0, g0 + kLanes) (lanes past P are padding).
 template <class S>
@@ -378,8 +545,9 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
   const int lanes = static_cast<int>(std::min<int64_t>(kLanes, P - g0));
   for (int ln = 0; ln < lanes; ++ln) {  // gather the group's state into lane-interleaved scratch
     const int64_t p = g0 + ln;
+#pragma GCC unroll 16
     for (int l = 0; l < nl; ++l) {
-      const int64_t IO = L[l].in * L[l].out, O = L[l].out, o0 = s.poff(l);
+      const int IO = s.dim(l) * s.dim(l + 1), O = s.dim(l + 1), o0 = s.poff(l);  // constants for a Fixed shape
       for (int64_t j = 0; j < IO; ++j) {
         pp[(o0 + j) * kLanes + ln] = L[l].w[p * IO + j];
         pm[(o0 + j) * kLanes + ln] = L[l].mw[p * IO + j];
@@ -394,58 +562,40 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
     eta[ln] = lr[p];
     for (int r = 0; r < 4; ++r) key[r][ln] = D.keys[4 * p + r];
   }
-  // each lane's minibatch: positions start..start+B of its own permutation, gathered
-  vf* X = sc.xy.data();
-  vf* Y = X + I0 * B;
-  const uint32_t hmask = (1u << D.h) - 1u, n = static_cast<uint32_t>(D.n);
-  for (int64_t r = 0; r < B; ++r) {
-    vu v = feistel_v(splatu(static_cast<uint32_t>(D.start + r)), key, D.h, hmask);
-    for (vi out; any_lane(out = (vi)(v >= splatu(n)));) {
-      const vu w = feistel_v(v, key, D.h, hmask);
-      v = out ? w : v;
+  // each lane's minibatch: positions start..start+B of its own permutation, gathered; when the
+  // whole population shares one order (equal keys: a shared data_seed), the caller has
+  // gathered it once as broadcast vectors and the group reads those
+  const vf* X = reinterpret_cast<const vf*>(D.shared_xy);
+  if (X == nullptr) {
+    vf* xy = sc.xy.data();
+    lane_indices(key, D, B, sc);
+    const vi* V = sc.idx.data();
+    const int stride = static_cast<int>(D.stride);
+#if defined(__AVX512F__)
+    if (stride == 4) {  // each lane's row loaded whole (16 independent loads) and transposed
+      const int32_t* idx = reinterpret_cast<const int32_t*>(V);
+      for (int64_t r = 0; r < B; ++r) {
+        vf cols[4];
+        rows4_to_lanes(D.rows, idx + r * kLanes, cols);
+        for (int i = 0; i <= I0; ++i) xy[i * B + r] = cols[i];  // x, then y
+      }
+    } else
+#endif
+    for (int64_t r = 0; r < B; ++r) {  // independent gathers, one row (one cache line) per lane
+      const vi at = V[r] * stride;
+      for (int i = 0; i <= I0; ++i) xy[i * B + r] = gather(D.rows + i, at);  // x, then y
     }
-    const vi idx = (vi)v;
-    for (int i = 0; i < I0; ++i) X[i * B + r] = gather(D.x + i, idx * I0);
-    Y[r] = gather(D.y, idx);
+    X = xy;
   }
+  const vf* Y = X + I0 * B;
   const vf* W = sc.p.data();
   vf* G = sc.g.data();
   const float invB = 1.f / static_cast<float>(B);
   vf lsum = vf{};  // the minibatch loss of every lane (an output only)
-  for (int64_t r = 0; r < B; ++r) {
-    vf a[kLanesMaxUnits];  // every unit's post-activation (the inputs first, the logit last)
-    for (int i = 0; i < I0; ++i) a[i] = X[i * B + r];
-#pragma GCC unroll 16
-    for (int l = 0; l < nl; ++l) {
-      const int I = s.dim(l), O = s.dim(l + 1), u = s.uoff(l), po = s.poff(l);
-      for (int o = 0; o < O; ++o) {
-        vf z = W[po + I * O + o];
-        for (int i = 0; i < I; ++i) z += a[u + i] * W[po + i * O + o];
-        if (l + 1 < nl) z = z < splat(0.f) ? splat(0.f) : z;  // ReLU; a NaN stays NaN
-        a[u + I + o] = z;
-      }
-    }
-    // d loss / d logit of the mean BCE with logits
-    vf dz[kLanesMaxWidth], dp[kLanesMaxWidth];
-    const vf den = 1.f + exp_v(-a[s.uoff(nl)]);
-    dz[0] = (1.f / den - Y[r]) * invB;
-    lsum += bce_v(a[s.uoff(nl)], Y[r], den);
-#pragma GCC unroll 16
-    for (int l = nl - 1; l >= 0; --l) {
-      const int I = s.dim(l), O = s.dim(l + 1), u = s.uoff(l), po = s.poff(l);
-      for (int o = 0; o < O; ++o) G[po + I * O + o] += dz[o];
-      for (int i = 0; i < I; ++i)
-        for (int o = 0; o < O; ++o) G[po + i * O + o] += a[u + i] * dz[o];
-      if (l > 0) {
-        for (int i = 0; i < I; ++i) {
-          vf t = vf{};
-          for (int o = 0; o < O; ++o) t += W[po + i * O + o] * dz[o];
-          dp[i] = a[u + i] > splat(0.f) ? t : splat(0.f);
-        }
-        for (int i = 0; i < I; ++i) dz[i] = dp[i];
-      }
-    }
-  }
+  int64_t r = 0;
+  if (s.max_width() <= kPairMaxWidth)
+    for (; r + 2 <= B; r += 2) examples<2>(s, X, Y, B, r, W, G, invB, lsum);
+  for (; r < B; ++r) examples<1>(s, X, Y, B, r, W, G, invB, lsum);
   // masked SGD with momentum and weight decay, then back to the (P, I, O) layout
   vf* Pv = sc.p.data();
   vf* Mv = sc.m.data();
@@ -459,8 +609,9 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
   for (int ln = 0; ln < lanes; ++ln) {
     const int64_t p = g0 + ln;
     loss[p] = lsum[ln] / static_cast<float>(B);
+#pragma GCC unroll 16
     for (int l = 0; l < nl; ++l) {
-      const int64_t IO = L[l].in * L[l].out, O = L[l].out, o0 = s.poff(l);
+      const int IO = s.dim(l) * s.dim(l + 1), O = s.dim(l + 1), o0 = s.poff(l);  // constants for a Fixed shape
       for (int64_t j = 0; j < IO; ++j) {
         L[l].ow[p * IO + j] = pp[(o0 + j) * kLanes + ln];
         L[l].omw[p * IO + j] = pm[(o0 + j) * kLanes + ln];
@@ -503,30 +654,30 @@ GroupFn pick_group_fn(const Dynamic& s) {
   if (is<2, 6, 3, 2, 1>(s)) return fixed_group<Fixed<2, 6, 3, 2, 1>>;
   if (is<2, 7, 3, 3, 1>(s)) return fixed_group<Fixed<2, 7, 3, 3, 1>>;
   if (is<2, 16, 16, 16, 1>(s)) return fixed_group<Fixed<2, 16, 16, 16, 1>>;
+  if (is<2, 4, 4, 4, 1>(s)) return fixed_group<Fixed<2, 4, 4, 4, 1>>;  // phase 1's smallest true-shape bucket
   return dynamic_group;
 }
 
-// args: x_all (N,I0), y_all (N), keys (P,4) u32, start (1) i32, lr (P),
+// args: rows (N,S) = x_all (N,I0), y_all, padding; keys (P,4) u32, start (1) i32, lr (P),
 //       then per layer w, b, mw, mb, kw, kb;  rets: per layer w, b, mw, mb, then the loss (P)
 //       (each model's mean minibatch loss before the step).  Attrs batch = B,
 //       layout = 0 (one model at a time) or 1 (models in SIMD lanes).
 ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, float mu, float wd,
                     int64_t B, int64_t layout) {
-  auto x = args.get<ffi::Buffer<ffi::F32>>(0);
-  auto y = args.get<ffi::Buffer<ffi::F32>>(1);
-  auto keys = args.get<ffi::Buffer<ffi::U32>>(2);
-  auto start = args.get<ffi::Buffer<ffi::S32>>(3);
-  auto lr = args.get<ffi::Buffer<ffi::F32>>(4);
-  if (!x || !y || !keys || !start || !lr)
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected x f32, y f32, keys u32, start s32, lr f32");
-  const auto xd = x->dimensions();
+  auto rows = args.get<ffi::Buffer<ffi::F32>>(0);
+  auto keys = args.get<ffi::Buffer<ffi::U32>>(1);
+  auto start = args.get<ffi::Buffer<ffi::S32>>(2);
+  auto lr = args.get<ffi::Buffer<ffi::F32>>(3);
+  if (!rows || !keys || !start || !lr)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected rows f32, keys u32, start s32, lr f32");
+  const auto xd = rows->dimensions();
   const auto kd = keys->dimensions();
   if (xd.size() != 2 || kd.size() != 2 || kd[1] != 4)
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "x must be (N, I) and keys (P, 4)");
-  const int64_t P = kd[0], N = xd[0];
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "rows must be (N, S) and keys (P, 4)");
+  const int64_t P = kd[0], N = xd[0], S = xd[1];
   int h = 1;
   while ((int64_t{1} << (2 * h)) < N) ++h;
-  const int64_t A0 = 5;
+  const int64_t A0 = 4;
   if ((args.size() - A0) % 6 != 0 || (rets.size() - 1) * 6 != (args.size() - A0) * 4)
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected 6 inputs and 4 outputs per layer, then the loss");
   const int64_t nl = (args.size() - A0) / 6;
@@ -566,7 +717,7 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
       shape.po[l + 1] = shape.po[l] + static_cast<int>(L[l].in * L[l].out + L[l].out);
       shape.uo[l + 1] = shape.uo[l] + static_cast<int>(L[l].in);
     }
-    if (N * L[0].in >= (int64_t{1} << 31)) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "lanes layout: dataset too large");
+    if (N * S >= (int64_t{1} << 31)) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "lanes layout: dataset too large");
   } else if (layout != 0) {
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "layout must be 0 (models) or 1 (lanes)");
   }
@@ -583,15 +734,33 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
     float mu, wd;
     Dynamic shape;
     GroupFn group;
+    std::vector<vf> shared;  // lanes layout, one order for all: the minibatch as broadcast vectors
     std::atomic<int64_t> next{0}, done{0};
   };
   auto st = std::make_shared<Shared>();
   st->L = L;
-  st->D = Data{x->typed_data(), y->typed_data(), keys->typed_data(), N, start->typed_data()[0], h};
+  if (S < L[0].in + 1) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "rows must hold x then y: S >= I0 + 1");
+  st->D = Data{rows->typed_data(), S, keys->typed_data(), N, start->typed_data()[0], h};
   st->lr = lr->typed_data();
   st->loss = (*loss)->typed_data();
   st->B = B; st->P = P; st->mu = mu; st->wd = wd; st->layout = layout; st->shape = shape;
   st->group = layout == 1 ? pick_group_fn(shape) : nullptr;
+  if (layout == 1) {  // every model on one data order (equal keys: a shared data_seed): gather it once
+    const uint32_t* k = keys->typed_data();
+    bool one_order = true;
+    for (int64_t p = 1; p < P && one_order; ++p)
+      one_order = k[4 * p] == k[0] && k[4 * p + 1] == k[1] && k[4 * p + 2] == k[2] && k[4 * p + 3] == k[3];
+    if (one_order) {
+      const int64_t I0 = L[0].in;
+      const float* row0 = rows->typed_data();
+      st->shared.resize((I0 + 1) * B);
+      for (int64_t r = 0; r < B; ++r) {
+        const float* row = row0 + permute(static_cast<uint32_t>(st->D.start + r), k, h, static_cast<uint32_t>(N)) * S;
+        for (int64_t i = 0; i <= I0; ++i) st->shared[i * B + r] = splat(row[i]);  // x, then y
+      }
+      st->D.shared_xy = reinterpret_cast<const float*>(st->shared.data());
+    }
+  }
   const int64_t units = layout == 1 ? (P + kLanes - 1) / kLanes : P;  // lane groups or models
   st->block = std::max<int64_t>(1, std::min<int64_t>(layout == 1 ? 2 : 16,
                                                      units / std::max<int64_t>(1, 4 * pool.num_threads())));

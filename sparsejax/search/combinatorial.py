@@ -30,6 +30,7 @@ class SearchSettings:
     epochs: int = 50
     init: str = "random"
     seed: int = 0
+    data_seed: int | None = None  # shared data order of every run (None: each run its own, as the paper)
     population_size: int = 1024
     chunk_steps: int = 390
 
@@ -41,7 +42,7 @@ def phase1_plan(s: SearchSettings, max_nnz: int | None = None) -> plan_lib.Plan:
         cfgs = [c for c in cfgs if mlp.structured_nnz(c) < max_nnz]
     return plan_lib.Plan(plan_lib.grid(method="structured", widths=[(s.width,) * 3], structure=cfgs,
                                        lr=list(s.lrs), schedule=list(s.schedules), epochs=s.epochs,
-                                       init=s.init, seed=s.seed))
+                                       init=s.init, seed=s.seed, data_seed=s.data_seed))
 
 
 def accuracies(store_path: str, plan: plan_lib.Plan) -> dict[str, dict]:
@@ -74,7 +75,7 @@ def phase2_plan(s: SearchSettings, structure: Sequence[int], space_opts: dict | 
     return plan_lib.Plan(plan_lib.grid(method="search", widths=[(s.width,) * 3], structure=[tuple(structure)],
                                        mask_space=space_opts, mask_index=list(range(start, start + count)),
                                        lr=list(s.lrs), schedule=list(s.schedules), epochs=s.epochs,
-                                       init=s.init, seed=s.seed))
+                                       init=s.init, seed=s.seed, data_seed=s.data_seed))
 
 
 def level_batches(counts: Sequence[int], runs_per_mask: int, population_size: int) -> list[list[int]]:

@@ -181,6 +181,15 @@ def parse_ints(flag_name: str, text: str | Sequence[Any] | None, min_value: int 
     return [v for a, b in bounds for v in range(a, b + 1)]
 
 
+def optional_seed(flag_name: str, value: Any) -> int | None:
+    """A seed flag that may be unset: None, or an integer >= 0 (ValueError naming the flag)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise ValueError(f"{_flag(flag_name)}: must be an integer >= 0, got {value!r}")
+    return int(str(value).strip())
+
+
 def parse_floats(flag_name: str, text: str | Sequence[Any] | None, positive: bool = False) -> list[float]:
     """``"0.05,0.1,0.2"`` -> ``[0.05, 0.1, 0.2]``; finite numbers only (``positive``: > 0)."""
     what = "numbers, e.g. 0.05,0.1,0.2"

@@ -30,11 +30,13 @@ def dropped_budgets(methods: Sequence[str], widths: Sequence[int],
 
 def pruning_configs(methods: Sequence[str], widths: Sequence[int], budgets: Sequence[int], lrs: Sequence[float],
                     schedules: Sequence[str], epochs: int, repeats: int = 1, init: str = "random",
-                    method_params: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
+                    method_params: Mapping[str, Mapping[str, Any]] | None = None,
+                    data_seed: int | None = None) -> list[dict]:
     """methods × widths × budgets × lrs × schedules × seeds, budgets kept where B < N_w of the
     trained width (methods without a budget, e.g. dense, once per width). With a fixed init
     (a width-D file) a width w < D is the file's top-left slice (``optimal_width``).
-    ``method_params``: per method, its hyperparameters other than the defaults (part of the id)."""
+    ``method_params``: per method, its hyperparameters other than the defaults (part of the id);
+    ``data_seed``: one shared data order for every run (None: each run its own)."""
     for m in methods:
         registry.get(m)
     if int(epochs) < 1:
@@ -55,7 +57,7 @@ def pruning_configs(methods: Sequence[str], widths: Sequence[int], budgets: Sequ
                 mp = dict((method_params or {}).get(m) or {}) or None
                 out += plan_lib.grid(method=m, **shape, budget=bs, lr=list(lrs), schedule=list(schedules),
                                      seed=list(range(int(repeats))), epochs=int(epochs), init=init,
-                                     method_params=mp)
+                                     method_params=mp, data_seed=data_seed)
     if not out:
         raise ValueError(f"budgets: no budget below the weight count of widths {list(widths)}")
     return out

@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "milestones": (15, 30),  # step schedule: ×lr_gamma after these epochs
     "lr_gamma": 0.1,
     "method_params": None,  # the method's hyperparameters that differ from its defaults
+    # opt-in shared data order: runs with one data_seed see the same minibatch sequence
+    "data_seed": None,
 }
 
 
