@@ -132,8 +132,10 @@ def _umask() -> int:
 def test_cost_model_uses_measured_numbers_and_interpolates_between_them():
     from sparsejax import mlp
     from sparsejax.sweep import cost
-    for shape, rate in cost.MEASURED.items():
-        assert cost.throughput(shape) == rate
+    floor = {s: min(r for t, r in cost.MEASURED.items() if mlp.weight_count(t) <= mlp.weight_count(s))
+             for s in cost.MEASURED}  # the running minimum over the weight count
+    for shape in cost.MEASURED:
+        assert cost.throughput(shape) == floor[shape]
     (a, ra), (b, rb) = sorted(cost.MEASURED.items(), key=lambda kv: mlp.weight_count(kv[0]))[-2:]
     mid = cost.throughput((96, 96, 96))  # between the two widest measured shapes
     assert min(ra, rb) <= mid <= max(ra, rb)
@@ -142,4 +144,10 @@ def test_cost_model_uses_measured_numbers_and_interpolates_between_them():
     assert cost.throughput(big) == pytest.approx(
         cost.MEASURED[widest] * mlp.weight_count(widest) / mlp.weight_count(big))
     assert cost.seconds({(3, 3, 3): int(cost.MEASURED[(3, 3, 3)]) * 10}) == pytest.approx(10)
+    # monotone: more model-steps or a bigger shape never predicts less time
+    shapes = sorted({(d1, d2, d3) for d1 in (1, 2, 3, 5, 7, 16, 40, 100, 256) for d2 in (1, 3, 16, 64)
+                     for d3 in (1, 2, 16, 200)}, key=mlp.weight_count)
+    times = [cost.seconds({s: 10**6}) for s in shapes]
+    assert all(a <= b for a, b in zip(times, times[1:]))
+    assert all(cost.seconds({(3, 3, 3): n}) < cost.seconds({(3, 3, 3): n + 1000}) for n in (0, 10**4, 10**9))
     assert cost.hms(3725) == "1 h 02 min" and cost.hms(250) == "4 min 10 s" and cost.hms(12) == "12 s"

@@ -12,8 +12,9 @@ The unit of work is the model-step (one SGD step of one model on a minibatch of 
 median of timed chunks after a compiling warm-up). :data:`MEASURED` holds those numbers and
 :data:`MEASURED_ON` says when and on what machine (a machine shared with other jobs is
 slower, so a prediction there is a lower bound on the time). Other shapes are interpolated log-linearly in the weight count
-(the per-step work); below the smallest measured shape its number is used, beyond the widest the
-rate falls with the weight count; the prediction is a plain-number estimate —
+(the per-step work) through their running minimum, so a prediction never falls as the shape
+grows; below the smallest measured shape its number is used, beyond the widest the rate falls
+with the weight count; the prediction is a plain-number estimate —
 compiles, evaluation and pruning-at-init work are not in it (a few percent on long sweeps, more
 on a demo-sized one, which is why the demo also reports its measured time).
 """
@@ -25,17 +26,19 @@ from typing import Iterable, Mapping
 from sparsejax import mlp
 
 # (d1, d2, d3) -> model-steps/s with kernel "auto", measured by benchmarks/cost_table.py on the
-# 2-core machine while it was otherwise idle (2026-12-02 14:09-14:12 UTC, load average 0.9-1.6,
-# the benchmark's own): P = 1024, 200 steps, median of 3 up to width 32; P = 256, 40 steps,
-# median of 2 at 64 and 128 (128 trains with the XLA step: above the fused kernel's range).
+# 2-core machine with nothing else running (2026-12-02): P = 1024, 200 steps, median of 3 up to
+# width 32 at 14:56 UTC (the faster lanes kernel of that day); P = 256, 40 steps, median of 2
+# at 64 and 128 at 14:10 UTC (128 trains with the XLA step: above the fused kernel's range).
+# Runs sharing a data_seed train faster at the smallest shapes (benchmarks/RESULTS.md); the
+# model charges every run as if it had its own data order.
 MEASURED: dict[tuple[int, int, int], float] = {
-    (3, 3, 3): 987_609,
-    (3, 2, 2): 1_202_516,
-    (6, 3, 2): 951_326,
-    (4, 4, 4): 583_048,
-    (7, 3, 3): 782_350,
-    (16, 16, 16): 136_475,
-    (32, 32, 32): 32_999,
+    (3, 3, 3): 1_664_635,
+    (3, 2, 2): 2_027_712,
+    (6, 3, 2): 1_217_250,
+    (4, 4, 4): 1_443_019,
+    (7, 3, 3): 1_409_703,
+    (16, 16, 16): 150_389,
+    (32, 32, 32): 42_939,
     (64, 64, 64): 9_465,
     (128, 128, 128): 2_085,
 }
@@ -44,17 +47,21 @@ MEASURED_ON = ("2026-12-02, 2-core AMD EPYC (Zen 4: AVX-512, 16 models per vecto
 
 
 def _points() -> list[tuple[float, float]]:
-    pts = sorted((float(mlp.weight_count(s)), float(r)) for s, r in MEASURED.items())
+    """(weight count, rate) of the measured shapes, the rate made non-increasing in the weight
+    count (a running minimum): a bigger network is never predicted to train faster, so a
+    prediction is monotone in the shape (measured rates are not quite: a compiled-in shape can
+    beat a smaller one that is not)."""
+    pts, low = [], math.inf
+    for n, r in sorted((float(mlp.weight_count(s)), float(r)) for s, r in MEASURED.items()):
+        low = min(low, r)
+        pts.append((n, low))
     return pts
 
 
 def throughput(shape: Iterable[int]) -> float:
-    """Model-steps/s of a population of ``shape`` (hidden widths): the measured number, else a
-    log-linear interpolation in the weight count between the nearest measured shapes."""
-    shape = tuple(int(d) for d in shape)
-    if shape in MEASURED:
-        return float(MEASURED[shape])
-    n = float(mlp.weight_count(shape))
+    """Model-steps/s of a population of ``shape`` (hidden widths): a log-linear interpolation in
+    the weight count between the measured shapes (their running minimum, :func:`_points`)."""
+    n = float(mlp.weight_count(tuple(int(d) for d in shape)))
     pts = _points()
     if n <= pts[0][0]:
         return pts[0][1]
@@ -62,8 +69,10 @@ def throughput(shape: Iterable[int]) -> float:
         return pts[-1][1] * pts[-1][0] / n
     for (n0, r0), (n1, r1) in zip(pts, pts[1:]):
         if n0 <= n <= n1:
+            if n == n1:
+                return r1
             t = (math.log(n) - math.log(n0)) / (math.log(n1) - math.log(n0))
-            return math.exp(math.log(r0) + t * (math.log(r1) - math.log(r0)))
+            return min(r0, max(r1, math.exp(math.log(r0) + t * (math.log(r1) - math.log(r0)))))  # no rounding bump
     raise AssertionError("unreachable")
 
 
