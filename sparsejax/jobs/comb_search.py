@@ -135,6 +135,11 @@ def _phase1_shard(s: CombSearchSettings, args: sweep_flags.SweepArgs) -> tuple[p
     return plan1, shard1
 
 
+def _phase2_run_cost(s: CombSearchSettings) -> int:
+    """Model-steps of one phase-2 run (every run of phase 2 costs the same)."""
+    return plan_lib.run_cost(comb.phase2_plan(s.phase2, s.config, s.space_opts, 0, 1).configs[0])
+
+
 def dry_run(s: CombSearchSettings, args: sweep_flags.SweepArgs, echo: Callable[[str], None] = print) -> None:
     """Print the runs each phase would train (and what is already in ``args.store``); create nothing."""
     _check_sharding(s, args)
@@ -144,7 +149,7 @@ def dry_run(s: CombSearchSettings, args: sweep_flags.SweepArgs, echo: Callable[[
     if s.config is not None and s.runs_phase2:
         n = len(MaskSpace(s.config, **(s.space_opts or {})))
         runs = n * len(s.phase2.lrs) * len(s.phase2.schedules)
-        steps = runs * plan_lib.run_cost(comb.phase2_plan(s.phase2, s.config, s.space_opts, 0, 1).configs[0])
+        steps = runs * _phase2_run_cost(s)
         secs = cost_lib.seconds({tuple(s.config): steps})  # phase 2 trains at the configuration's own shape
         echo(f"phase 2: {n} masks x {len(s.phase2.lrs)} lrs x {len(s.phase2.schedules)} schedules = "
              f"{runs} runs, {steps:,} model-steps at most (stops at the first level reaching the target); "
@@ -172,7 +177,7 @@ def run(s: CombSearchSettings, args: sweep_flags.SweepArgs, echo: Callable[[str]
             levels = MaskSpace(s.config, **(s.space_opts or {})).nnz_levels()
             n_levels = len(levels.nnz) if s.max_levels is None else min(s.max_levels, len(levels.nnz))
             n2 = int(sum(levels.count[:n_levels])) * len(s.phase2.lrs) * len(s.phase2.schedules)
-            per_run = plan_lib.run_cost(comb.phase2_plan(s.phase2, s.config, s.space_opts, 0, 1).configs[0])
+            per_run = _phase2_run_cost(s)
             share = 1.0 / args.num_shards
             job.expect("phase 2", int(n2 * share), int(n2 * share * per_run), exact=False)
         structure = s.config
