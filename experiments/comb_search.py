@@ -31,7 +31,7 @@ flags.DEFINE_string("phase2_lrs", None, "learning rates of phase 2 (default: --l
 flags.DEFINE_string("schedules", "constant,cosine,step", "schedules")
 flags.DEFINE_integer("epochs", 50, "epochs per run")
 flags.DEFINE_integer("seed", 0, "seed (part of every run's identity)")
-flags.DEFINE_integer("data_seed", None, "shared data order: every run sees the minibatch sequence of this seed (common random numbers across runs; part of every run id). Default: each run its own order, as the paper")
+flags.DEFINE_integer("data_seed", None, sweep_flags.DATA_SEED_HELP)
 flags.DEFINE_integer("phase1_max_nnz", None, "phase 1: only configurations with structured nnz below this")
 flags.DEFINE_integer("max_weight_sum", None, "phase 2 subset: w1+w2+w3 <= this (Appendix D)")
 flags.DEFINE_integer("first_k_w2", None, "phase 2 subset: the first k W2 masks per W2 weight count")

@@ -34,7 +34,7 @@ flags.DEFINE_string("init", "random", "'random' or a width-16 init .npz (PyTorch
 flags.DEFINE_integer("optimal_width", None, "with a fixed init: slice it to this width (overrides --widths)")
 flags.DEFINE_string("method_params", None, "methods' own hyperparameters other than SPEC's defaults, "
                     "method.field=value,... (e.g. gmp.cubic_events=99,rigl.delta_t=50); part of every run id")
-flags.DEFINE_integer("data_seed", None, "shared data order: every run sees the minibatch sequence of this seed (common random numbers across runs; part of every run id). Default: each run its own order, as the paper")
+flags.DEFINE_integer("data_seed", None, sweep_flags.DATA_SEED_HELP)
 SETTINGS = ("methods", "widths", "budgets", "lrs", "schedules", "epochs", "repeats", "init", "optimal_width",
             "method_params", "data_seed", "population_size")
 

@@ -181,6 +181,11 @@ def parse_ints(flag_name: str, text: str | Sequence[Any] | None, min_value: int 
     return [v for a, b in bounds for v in range(a, b + 1)]
 
 
+# --data_seed of comb_search and prune_sweep (each launcher defines it, so --help lists it there)
+DATA_SEED_HELP = ("shared data order: every run sees the minibatch sequence of this seed (common random numbers "
+                  "across runs; part of every run id). Default: each run its own order, as the paper")
+
+
 def optional_seed(flag_name: str, value: Any) -> int | None:
     """A seed flag that may be unset: None, or an integer >= 0 (ValueError naming the flag)."""
     if value is None:
