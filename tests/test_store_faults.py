@@ -394,6 +394,39 @@ def test_numeric_path_mismatch_is_refused_unless_allowed(tmp_path, monkeypatch, 
         assert col in header
 
 
+@pytest.mark.parametrize("machine,flags,level", [
+    ("x86_64", {"sse4_2", "popcnt", "ssse3", "avx", "avx2", "fma", "bmi2", "avx512f", "avx512bw",
+                "avx512cd", "avx512dq", "avx512vl"}, "x86-64-v4"),
+    ("x86_64", {"sse4_2", "popcnt", "ssse3", "avx", "avx2", "fma", "bmi2", "avx512f"}, "x86-64-v3"),
+    ("x86_64", {"sse4_2", "popcnt", "ssse3", "avx"}, "x86-64-v2"),
+    ("AMD64", {"sse2"}, "x86-64"),
+    ("aarch64", {"fp", "asimd", "sve", "sve2"}, "aarch64+sve2"),
+    ("arm64", {"fp", "asimd"}, "aarch64"),
+    ("riscv64", set(), "riscv64"),
+])
+def test_cpu_isa_level(machine, flags, level):
+    assert numeric_path_lib.isa_level(machine, flags) == level
+
+
+def test_a_store_of_another_cpu_isa_is_refused_and_the_model_name_is_not_compared(tmp_path, monkeypatch):
+    """The same config sums in another order on another vector ISA (XLA and the fused kernel
+    compile for the host), so the ISA is part of the path; the CPU's name is only recorded."""
+    path = str(tmp_path / "s.sqlite")
+    isa, model = numeric_path_lib.cpu()
+    with Store(path) as st:
+        st.claim_numeric_path(numeric_path_lib.store_path())
+        assert st.numeric_path()["cpu_isa"] == isa and st.numeric_path()["cpu_model"] == model
+    monkeypatch.setattr(numeric_path_lib, "cpu", lambda: (isa, "another model"))
+    assert runner.check_numeric_path(path, allow_change=False)[1] is False
+    monkeypatch.setattr(numeric_path_lib, "cpu", lambda: ("x86-64-v1" if isa != "x86-64-v1" else "x86-64-v2", model))
+    with pytest.raises(ValueError, match=r"cpu_isa: "):
+        runner.check_numeric_path(path, allow_change=False)
+    assert runner.check_numeric_path(path, allow_change=True)[1] is True
+    here = numeric_path_lib.store_path()
+    old = {k: v for k, v in here.items() if k not in ("cpu_isa", "cpu_model")}  # written before the key existed
+    assert numeric_path_lib.differences(old, here) == [f"cpu_isa: None -> {here['cpu_isa']!r}"]
+
+
 def test_a_store_of_another_run_config_schema_is_refused_untouched(tmp_path):
     """Issue 11: the store records the run-config schema its ids were hashed with; under
     another schema an id names another computation, so a resume is refused before any write."""

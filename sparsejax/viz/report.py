@@ -387,12 +387,12 @@ def render_html(store_path: str, n_runs: int, tables: Sequence[Table], figs: Seq
 
 def numeric_path_table(store_path: str) -> Table:
     """What computed the numbers: the store's numeric path and the runs of each path found in
-    its records (backend, kernel, library and code versions, compaction; see
+    its records (backend, kernel, library and code versions, compaction, CPU; see
     ``sparsejax.sweep.numeric_path``)."""
     from sparsejax.sweep.store import Store, numeric_paths
     with Store(store_path, create=False) as st:
         paths = numeric_paths(st)
-    keys = ("backend", "kernel", "compaction", "jax", "jaxlib", "numpy", "code")
+    keys = ("backend", "kernel", "compaction", "jax", "jaxlib", "numpy", "code", "cpu_isa", "cpu_model")
     fmt = lambda p: [("—" if p is None else str(p.get(k, "—"))) for k in keys]
     rows = [["store meta", *fmt(paths["meta"])]]
     rows += [[f"{g['runs']} runs" + (" (differs from the store's)" if (g["numeric_path"] or {}).get("differs_from_store")
