@@ -76,6 +76,29 @@ def test_unit_scores_hand_computed():
                                [math.hypot(0.1, 3, 1) * math.sqrt(5), math.hypot(0, 4, 1) * 5], rtol=1e-6)
 
 
+def test_activity_score_hand_computed():
+    """Mean ReLU output on the minibatch times the out-norm; a unit dead on the data scores 0
+    whatever its weights. Layer 1 of the net above on x = (1, 0), (0, 1), (-1, -1) with zero
+    biases: pre-activations unit 0: 3, 4, -7 -> mean 7/3; unit 1: 0 -> 0; unit 2: 1, 1, -2 -> 2/3."""
+    ws = _unit_net()
+    params = [{"w": w, "b": jnp.zeros((w.shape[1],), jnp.float32)} for w in ws]
+    x = jnp.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    acts = mlp.hidden_activations(params, x)[:-1]
+    got = sf.unit_scores(ws, "activity", acts)
+    np.testing.assert_allclose(got[0], [7 / 3 * 0.1, 0.0, 2 / 3 * math.sqrt(2)], rtol=1e-6)
+    h2 = np.maximum(np.maximum(np.asarray(x) @ np.asarray(ws[0]), 0) @ np.asarray(ws[1]), 0)
+    np.testing.assert_allclose(got[1], h2.mean(0) * np.linalg.norm(np.asarray(ws[2]), axis=1), rtol=1e-6)
+    # unit 0 has the largest in-norm, but a bias that kills it on these inputs zeroes its score
+    params[0]["b"] = jnp.array([-10.0, 0.0, 0.0])
+    dead = sf.unit_scores(ws, "activity", mlp.hidden_activations(params, x)[:-1])[0]
+    np.testing.assert_allclose(dead, [0.0, 0.0, 2 / 3 * math.sqrt(2)], rtol=1e-6)
+    out = _np_masks(sf.prune_units(ws, [jnp.ones(w.shape, bool) for w in ws], jnp.array([1, 2, 2]),
+                                   "activity", mlp.hidden_activations(params, x)[:-1]))
+    np.testing.assert_array_equal(out[0].any(axis=0), [False, False, True])
+    with pytest.raises(ValueError, match="activations"):
+        sf.unit_scores(ws, "activity")
+
+
 @pytest.mark.parametrize("kind,kept", [("norm_product", 2), ("in_norm", 0), ("out_norm", 1)])
 def test_prune_units_keeps_the_best_unit(kind, kept):
     ws = _unit_net()
@@ -275,6 +298,17 @@ def test_every_event_keeps_masks_zero_effective_and_ends_at_budget():
     stats = connectivity.connectivity_stats_population(pop.params, pop.masks)
     np.testing.assert_array_equal(stats["effective_weight_nnz"], budgets)
     np.testing.assert_array_equal(stats["direct_weight_nnz"], budgets)
+
+
+def test_activity_score_events_keep_masks_effective_and_end_at_budget():
+    budgets = [12, 30, 75]
+    hook = sf.SFPHook(TOTAL, sf.SFPParams(unit_score="activity"))
+    x = jax.random.normal(jax.random.PRNGKey(1), (len(budgets), 128, 2))
+    y = (x[..., 0] > 0).astype(jnp.float32)
+    pop, counts = _run_events(_population(budgets), hook, x, y)
+    np.testing.assert_array_equal(counts[-1][1], budgets)
+    stats = connectivity.connectivity_stats_population(pop.params, pop.masks)
+    np.testing.assert_array_equal(stats["effective_weight_nnz"], budgets)
 
 
 def test_population_independence_of_events():

@@ -8,7 +8,10 @@ GMP's event grid (an event at the start of step 97·k, k = 1..199 for T = 19,500
 1. **Units** (events k = 1..K1, K1 = round(structured_end·199)): every hidden layer ℓ keeps
    floor(d_ℓ + (w_ℓ − d_ℓ)(1 − k/K1)³) of its units (cubic, as GMP's weight schedule); the
    kept units are the best by a unit score (``unit_score``: product of the L2 norms of the
-   unit's incoming and outgoing weights — invariant to ReLU rescaling —, or either norm alone).
+   unit's incoming and outgoing weights — invariant to ReLU rescaling —, either norm alone, or
+   ``activity``: the unit's mean ReLU output on the event's minibatch times its outgoing norm,
+   what the unit passes on, so a unit dead on the data scores 0 — a dead 2-unit bottleneck
+   is how wide runs collapse to chance).
    Removing a unit removes its whole row and column, so the mask is complete blocks between
    the surviving units and every weight is on an input→output path.
    The target neuron configuration d = (d1, m, …, m) comes from the budget: the largest m with
@@ -48,14 +51,15 @@ from sparsejax.pruning import magnitude, topk
 
 Array = jax.Array
 
-UNIT_SCORES = ("norm_product", "in_norm", "out_norm")
+UNIT_SCORES = ("norm_product", "in_norm", "out_norm", "activity")
 
 
 @dataclasses.dataclass(frozen=True)
 class SFPParams:
     """Options of the structure-first method (static; hashable by value).
 
-    unit_score: how a hidden unit is ranked in stage 1 (see the module docstring).
+    unit_score: how a hidden unit is ranked in stage 1 (see the module docstring; one of
+        ``UNIT_SCORES``).
     structured_end: fraction of GMP's 199 events spent removing units (K1).
     prune_end: fraction of the events by which the weight count reaches B (K2 > K1).
     slack: the neuron configuration holds ceil((1 + slack)·B) weights (at least B).
@@ -122,14 +126,21 @@ def target_config(budget, widths: Sequence[int], slack: float, first_ratio: floa
 # ------------------------------------------------------------------------- stage 1: units
 
 
-def unit_scores(w_list: Sequence[Array], kind: str) -> list[Array]:
+def unit_scores(w_list: Sequence[Array], kind: str, acts: Sequence[Array] | None = None) -> list[Array]:
     """Per hidden layer ℓ (1..L−1), a score per unit from the (masked) weights: ``in_norm``
-    ‖W_ℓ[:, j]‖₂, ``out_norm`` ‖W_{ℓ+1}[j, :]‖₂, ``norm_product`` their product."""
+    ‖W_ℓ[:, j]‖₂, ``out_norm`` ‖W_{ℓ+1}[j, :]‖₂, ``norm_product`` their product, ``activity``
+    mean_b acts[ℓ][b, j] · ‖W_{ℓ+1}[j, :]‖₂ (`acts`: the hidden layers' ReLU outputs (B, units)
+    on a minibatch, needed for this kind only)."""
+    if kind == "activity" and acts is None:
+        raise ValueError("unit_scores: the activity score needs the hidden activations")
     out = []
     for l in range(len(w_list) - 1):
         w_in = jnp.sqrt(jnp.sum(jnp.square(w_list[l]), axis=0))
         w_out = jnp.sqrt(jnp.sum(jnp.square(w_list[l + 1]), axis=1))
-        out.append({"in_norm": w_in, "out_norm": w_out, "norm_product": w_in * w_out}[kind])
+        if kind == "activity":
+            out.append(jnp.mean(acts[l], axis=0) * w_out)
+        else:
+            out.append({"in_norm": w_in, "out_norm": w_out, "norm_product": w_in * w_out}[kind])
     return out
 
 
@@ -142,12 +153,13 @@ def unit_counts(k, k1: int, widths: Sequence[int], config: Array) -> Array:
     return jnp.clip(topk.schedule_round(d + (w - d) * frac ** 3, "floor"), config, jnp.asarray(widths, jnp.int32))
 
 
-def prune_units(w_list: Sequence[Array], m_list: Sequence[Array], keep_per_layer: Array, kind: str) -> list[Array]:
+def prune_units(w_list: Sequence[Array], m_list: Sequence[Array], keep_per_layer: Array, kind: str,
+                acts: Sequence[Array] | None = None) -> list[Array]:
     """Weight masks (bool) after keeping `keep_per_layer[ℓ]` units of every hidden layer ℓ, the
     best by `kind` among the units still alive (a unit is alive iff it has an incoming weight
     in the mask); ties by lower index. Masks become complete blocks between live units
-    intersected with the old masks."""
-    scores = unit_scores(w_list, kind)
+    intersected with the old masks. `acts`: see :func:`unit_scores`."""
+    scores = unit_scores(w_list, kind, acts)
     alive = [jnp.ones((m_list[0].shape[0],), bool)]
     for l, score in enumerate(scores):
         live = jnp.any(m_list[l], axis=0)
@@ -259,17 +271,20 @@ def weight_target(k, k1: int, k2: int, start, budget) -> Array:
 
 
 def event_masks(params: SFPParams, widths: tuple[int, ...], k, p: mlp.Params, masks: mlp.Params,
-                grads: mlp.Params, budget) -> list[Array]:
+                grads: mlp.Params, budget, x: Array | None = None) -> list[Array]:
     """One model's bool weight masks after event k (1..199): a unit event for k ≤ K1, a weight
-    event for K1 < k ≤ K2, unchanged otherwise."""
+    event for K1 < k ≤ K2, unchanged otherwise. `x`: the event's minibatch (B, 2), used by
+    the activity unit score."""
     k1, k2 = params.event_bounds()
     w_list = [layer["w"] for layer in p]
     m_list = [layer["w"] > 0 for layer in masks]
     g_list = [layer["w"] for layer in grads]
     config = target_config(budget, widths, params.slack, params.first_ratio)
 
+    acts = mlp.hidden_activations(p, x)[:-1] if params.unit_score == "activity" else None
+
     def units(_):
-        return tuple(prune_units(w_list, m_list, unit_counts(k, k1, widths, config), params.unit_score))
+        return tuple(prune_units(w_list, m_list, unit_counts(k, k1, widths, config), params.unit_score, acts))
 
     def weights(_):
         start = config_weight_count(config[0], config[1] if len(widths) > 1 else 0, len(widths))
@@ -304,8 +319,8 @@ class SFPHook(train.MaskHook):
         k = magnitude.gmp_event_index(step, self.total_steps)
         widths = tuple(int(layer["w"].shape[-1]) for layer in pop.params[:-1])
         grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
-        wm = jax.vmap(lambda p, m, g, b: tuple(event_masks(self.params, widths, k, p, m, g, b)))(
-            pop.params, pop.masks, grads, pop.hook_state)
+        wm = jax.vmap(lambda p, m, g, b, xb: tuple(event_masks(self.params, widths, k, p, m, g, b, xb)))(
+            pop.params, pop.masks, grads, pop.hook_state, x)
         masks = mlp.masks_from_weights([w.astype(jnp.float32) for w in wm], "out_degree")
         momentum = jax.tree.map(lambda b, m_old, m_new: b * m_old * m_new, pop.momentum, pop.masks, masks)
         return pop._replace(masks=masks, params=mlp.apply_masks(pop.params, masks), momentum=momentum)
