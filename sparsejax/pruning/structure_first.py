@@ -30,6 +30,14 @@ GMP's event grid (an event at the start of step 97·k, k = 1..199 for T = 19,500
    largest |dense gradient| on the event's minibatch; grown weights start at 0 with zero
    momentum (as RigL).
 
+With ``mean_replace`` every event also moves what it removed into the biases (mean replacement,
+as in Evci et al. 2018's "Mean Replacement Pruning"): for each removed weight i→j of layer ℓ,
+b_j += mean_b(h_i)·W_ij over the event's minibatch (h: the layer's inputs), so the targets'
+mean pre-activations survive the removal instead of shifting — a shift that can leave a small
+layer's every unit dead on the data, which is how wide runs collapse to chance (measured: the
+width-128 B 28 run loses its loss in epochs 8–17, the last unit events, and ends with both
+units of its 2-unit bottleneck dead).
+
 Invariant after every event: every weight in the mask is effective (E = mask). The final count
 is exactly B unless, after a forced cascade, the connected units have fewer free slots than
 the budget given back (then fewer; never observed at the paper's budgets). Connectivity is
@@ -64,12 +72,14 @@ class SFPParams:
     prune_end: fraction of the events by which the weight count reaches B (K2 > K1).
     slack: the neuron configuration holds ceil((1 + slack)·B) weights (at least B).
     first_ratio: the first hidden layer has at least first_ratio × the units of the others.
+    mean_replace: move each removed weight's mean contribution into its target's bias.
     """
     unit_score: str = "norm_product"
     structured_end: float = 0.3
     prune_end: float = 0.75
     slack: float = 0.25
     first_ratio: float = 2.0
+    mean_replace: bool = False
 
     def __post_init__(self):
         if self.unit_score not in UNIT_SCORES:
@@ -295,6 +305,19 @@ def event_masks(params: SFPParams, widths: tuple[int, ...], k, p: mlp.Params, ma
     return list(jax.lax.switch(branch, (units, weights, lambda _: tuple(m_list)), None))
 
 
+def mean_replaced(p: mlp.Params, old_masks: mlp.Params, new_masks: mlp.Params, x: Array) -> mlp.Params:
+    """One model's params with every removed weight's mean contribution added to its target's
+    bias: b_ℓ += mean_b(h_{ℓ−1}) @ (W_ℓ ⊙ removed_ℓ), h_{ℓ−1} the layer's inputs on minibatch
+    `x` (B, 2) under the params before the event (h_{−1} = x)."""
+    inputs = [x, *mlp.hidden_activations(p, x)[:-1]]
+    out = []
+    for layer, h, m_old, m_new in zip(p, inputs, old_masks, new_masks):
+        removed = (m_old["w"] > 0) & ~(m_new["w"] > 0)
+        shift = jnp.mean(h, axis=0) @ jnp.where(removed, layer["w"], 0.0)
+        out.append({**layer, "b": layer["b"] + shift})
+    return out
+
+
 # ------------------------------------------------------------------------- hook
 
 
@@ -323,7 +346,10 @@ class SFPHook(train.MaskHook):
             pop.params, pop.masks, grads, pop.hook_state, x)
         masks = mlp.masks_from_weights([w.astype(jnp.float32) for w in wm], "out_degree")
         momentum = jax.tree.map(lambda b, m_old, m_new: b * m_old * m_new, pop.momentum, pop.masks, masks)
-        return pop._replace(masks=masks, params=mlp.apply_masks(pop.params, masks), momentum=momentum)
+        params = pop.params
+        if self.params.mean_replace:
+            params = jax.vmap(mean_replaced)(params, pop.masks, masks, x)
+        return pop._replace(masks=masks, params=mlp.apply_masks(params, masks), momentum=momentum)
 
 
 # ------------------------------------------------------------------------- the method
