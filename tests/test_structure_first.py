@@ -311,6 +311,43 @@ def test_activity_score_events_keep_masks_effective_and_end_at_budget():
     np.testing.assert_array_equal(stats["effective_weight_nnz"], budgets)
 
 
+def test_mean_replacement_keeps_every_target_mean_pre_activation():
+    """Removing weights with mean replacement leaves every layer's mean pre-activation (over the
+    minibatch, on the layer's inputs before the event) unchanged; a hand case on top."""
+    key = jax.random.PRNGKey(3)
+    p = mlp.init(key, WIDTHS)
+    x = jax.random.normal(jax.random.PRNGKey(4), (64, 2))
+    old = [{"w": jnp.ones_like(l["w"]), "b": jnp.ones_like(l["b"])} for l in p]
+    drop = [jax.random.bernoulli(jax.random.PRNGKey(10 + i), 0.4, l["w"].shape) for i, l in enumerate(p)]
+    new = [{"w": jnp.where(d, 0.0, 1.0), "b": l["b"]} for d, l in zip(drop, old)]
+    q = sf.mean_replaced(p, old, new, x)
+    inputs = [x, *mlp.hidden_activations(p, x)[:-1]]
+    for l in range(len(p)):
+        before = jnp.mean(inputs[l] @ p[l]["w"] + p[l]["b"], axis=0)
+        after = jnp.mean(inputs[l] @ (q[l]["w"] * new[l]["w"]) + q[l]["b"], axis=0)
+        np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+    # hand case: one removed input weight w = 2 from input 0 (mean 0.5) -> bias + 1
+    w = [jnp.array([[2.0], [3.0]]), jnp.array([[1.0]])]
+    p1 = [{"w": w[0], "b": jnp.zeros(1)}, {"w": w[1], "b": jnp.zeros(1)}]
+    m_old = [{"w": jnp.ones((2, 1)), "b": jnp.ones(1)}, {"w": jnp.ones((1, 1)), "b": jnp.ones(1)}]
+    m_new = [{"w": jnp.array([[0.0], [1.0]]), "b": jnp.ones(1)}, m_old[1]]
+    xh = jnp.array([[0.0, 1.0], [1.0, -1.0]])
+    q1 = sf.mean_replaced(p1, m_old, m_new, xh)
+    np.testing.assert_allclose(q1[0]["b"], [1.0])
+    np.testing.assert_allclose(q1[1]["b"], [0.0])
+
+
+def test_mean_replace_events_keep_masks_effective_and_end_at_budget():
+    budgets = [12, 30, 75]
+    hook = sf.SFPHook(TOTAL, sf.SFPParams(mean_replace=True))
+    x = jax.random.normal(jax.random.PRNGKey(1), (len(budgets), 128, 2))
+    y = (x[..., 0] > 0).astype(jnp.float32)
+    pop, counts = _run_events(_population(budgets), hook, x, y)
+    np.testing.assert_array_equal(counts[-1][1], budgets)
+    stats = connectivity.connectivity_stats_population(pop.params, pop.masks)
+    np.testing.assert_array_equal(stats["effective_weight_nnz"], budgets)
+
+
 def test_population_independence_of_events():
     budgets = [12, 30, 75]
     x = jax.random.normal(jax.random.PRNGKey(1), (len(budgets), 128, 2))

@@ -315,7 +315,7 @@ def mean_replaced(p: mlp.Params, old_masks: mlp.Params, new_masks: mlp.Params, x
         removed = (m_old["w"] > 0) & ~(m_new["w"] > 0)
         shift = jnp.mean(h, axis=0) @ jnp.where(removed, layer["w"], 0.0)
         out.append({**layer, "b": layer["b"] + shift})
-    return out
+    return type(p)(out)
 
 
 # ------------------------------------------------------------------------- hook
