@@ -3,6 +3,8 @@ r"""Export, merge or verify sweep stores.
   python -m experiments.store export --store=S.sqlite --format=csv|jsonl [--out=FILE]
   python -m experiments.store merge --store=DEST.sqlite --inputs=A.sqlite,B.sqlite
   python -m experiments.store verify --store=S.sqlite
+  python -m experiments.store winner --store=S.sqlite --run_id=ID --name=NAME --target=0.95 \
+      [--out=experiments/winners/NAME.json]
 
 ``export`` writes the flat table (stdout without ``--out``; a file is written atomically),
 including each run's numeric path (``numeric_path.*`` columns). ``merge`` copies every
@@ -11,7 +13,9 @@ as JSON; rows whose id does not hash from their config (or that are damaged) are
 and any such row or any conflict (same id, other numbers or masks) is listed on stderr and
 ends with a summary line and exit status 1. ``verify`` checks every record's checksum, id and
 blobs plus SQLite's integrity check, prints a summary, and exits 0 if clean, 1 if damage was
-found. Stores are read read-only (read-only media work). Bad input gives one line on stderr
+found. ``winner`` writes the winners file of one stored run (its full resolved config, accuracy,
+model nnz and numeric path; default ``experiments/winners/<name>.json``, atomically, never over
+an existing file): ``python -m experiments.train --config=FILE`` retrains it. Stores are read read-only (read-only media work). Bad input gives one line on stderr
 and exit status 2, with nothing written. ``--dry_run`` checks the input and says what export or
 merge would write, writing nothing; this tool has no presets (``--preset`` is refused).
 """
@@ -27,17 +31,21 @@ from absl import flags
 from sparsejax.sweep import flags as sweep_flags
 from sparsejax.sweep import store as store_lib
 
-COMMANDS = ("export", "merge", "verify")
+COMMANDS = ("export", "merge", "verify", "winner")
 EXIT_DAMAGE = 1
 SHOWN_PROBLEMS = 20  # problem lines printed before "... and N more"
 
 sweep_flags.define_common_flags(
     store_help="Store file (export, verify: read; merge: destination).",
-    dry_run_help="Check the input and print what export or merge would write; write nothing.",
+    dry_run_help="Check the input and print what export, merge or winner would write; write nothing.",
     preset_help="Not used: this tool has no presets (a value is refused).")
 _FORMAT = flags.DEFINE_string("format", "csv", "export: csv or jsonl.")
-_OUT = flags.DEFINE_string("out", None, "export: output file (default: stdout).")
+_OUT = flags.DEFINE_string("out", None, "export: output file (default: stdout); winner: the winners file "
+                           "(default: experiments/winners/<name>.json).")
 _INPUTS = flags.DEFINE_list("inputs", [], "merge: comma-separated source store files.")
+_RUN_ID = flags.DEFINE_string("run_id", None, "winner: the stored run to claim.")
+_NAME = flags.DEFINE_string("name", None, "winner: the claim's name (the file's stem).")
+_TARGET = flags.DEFINE_float("target", None, "winner: the accuracy the run passes (strictly), in (0, 1].")
 
 
 class CliError(Exception):
@@ -133,6 +141,36 @@ def run_verify(store: str | None) -> int:
     return 0 if report["ok"] else EXIT_DAMAGE
 
 
+def run_winner(store: str | None, run_id: str | None, name: str | None, target: float | None,
+               out: str | None, dry_run: bool = False) -> int:
+    """Check the flags, then write the winners file of run ``run_id`` of ``store``."""
+    from sparsejax import fileio
+    from sparsejax.analysis import winners as winners_lib
+    path = _check_store(store, "--store", must_exist=True)
+    for flag, value in (("--run_id", run_id), ("--name", name), ("--target", target)):
+        if value in (None, ""):
+            raise CliError(f"{flag} is required for winner")
+    out = out or os.path.join(winners_lib.DEFAULT_DIR, f"{name}.json")
+    if os.path.exists(out):
+        raise CliError(f"--out={out}: exists; a claim is never overwritten (remove it first)")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise CliError(f"--out={out}: its directory does not exist")
+    with store_lib.Store(path, create=False) as st:
+        if run_id not in st:
+            raise CliError(f"--run_id={run_id}: not in {path}")
+        record = st.get(run_id)
+    try:
+        doc = winners_lib.winner_doc(record, name, target)
+    except ValueError as err:
+        raise CliError(f"winner: {' '.join(str(err).split())}") from None
+    if dry_run:
+        print(f"dry run: would write {out}: {doc['accuracy']:.4f} at {doc['model_nnz']} model nnz")
+        return 0
+    fileio.atomic_write_text(out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    print(json.dumps({"wrote": out, "run_id": run_id, "accuracy": doc["accuracy"], "model_nnz": doc["model_nnz"]}))
+    return 0
+
+
 def run(argv: Sequence[str]) -> int:
     """Dispatch the subcommand in ``argv[1]``; bad input → one stderr line and status 2."""
     try:
@@ -146,6 +184,8 @@ def run(argv: Sequence[str]) -> int:
             return run_export(fv.store, _FORMAT.value, _OUT.value, fv.dry_run)
         if argv[1] == "verify":
             return run_verify(fv.store)
+        if argv[1] == "winner":
+            return run_winner(fv.store, _RUN_ID.value, _NAME.value, _TARGET.value, _OUT.value, fv.dry_run)
         return run_merge(fv.store, _INPUTS.value, fv.dry_run)
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -20,7 +20,9 @@ store (resumable: finished runs are not trained again).
 bare run config. It prints one JSON line with the run's id, accuracy, model nnz, method (the
 registry name, or ``search``/``structured``), init (``random`` or the init file's name),
 widths, the numeric path, and — for a winners file — the claimed numbers and whether they were
-reproduced (same nnz, accuracy within 1e-6: the same numbers on the same numeric path).
+reproduced (same nnz, accuracy within 1e-6: the same numbers on the same numeric path); when
+the file records the path its numbers came from (files written by ``python -m experiments.store
+winner``), ``numeric_path_differences`` lists what differs here (``[]``: the same path).
 """
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 
 A winners file is one JSON object ``{"name", "target", "accuracy", "model_nnz", "config"}``: a
 run config (retrained exactly by ``python -m experiments.train --config=FILE``) and the numbers
-it reached. :func:`load_winners` reads a folder of them; a file that is missing, not JSON or
+it reached, plus (files written by :func:`winner_doc`, i.e. ``python -m experiments.store
+winner``) ``"numeric_path"``: the path the claimed numbers were computed on, so a retrain on
+another path (another CPU vector ISA, kernel or library version) says why its numbers may
+differ. :func:`load_winners` reads a folder of them; a file that is missing, not JSON or
 malformed becomes a one-line problem naming it (the report shows it), never an exception.
 """
 from __future__ import annotations
@@ -103,6 +106,30 @@ def read_winner(path: str) -> Winner:
     name = doc.get("name") if isinstance(doc.get("name"), str) else os.path.splitext(os.path.basename(path))[0]
     return Winner(name=name, path=path, target=target, accuracy=acc, model_nnz=int(nnz), config=cfg,
                   run_id=identity.run_id(cfg))
+
+
+def winner_doc(record: Mapping[str, Any], name: str, target: float) -> dict[str, Any]:
+    """The winners file of a store record: its run config as a full resolved config (the init
+    file's content hash left out: it is recomputed from the file), its accuracy and model nnz,
+    and its numeric path. ValueError when the record does not reach `target` or its config does
+    not hash back to its id."""
+    from sparsejax.config import RunConfig
+    if not name or os.sep in name or name.startswith("."):
+        raise ValueError(f"winner name {name!r}: must be a plain file stem")
+    if not 0 < float(target) <= 1:
+        raise ValueError(f"target must be in (0, 1], got {target}")
+    acc = record.get("accuracy")
+    if acc is None or record.get("diverged") or float(acc) <= float(target):
+        raise ValueError(f"run {record.get('run_id')}: accuracy {acc} does not pass the target {target}")
+    stored = {k: v for k, v in dict(record["config"]).items() if k != "init_sha256"}
+    cfg = RunConfig.from_dict(stored)
+    if cfg.run_id != record["run_id"]:
+        raise ValueError(f"run {record['run_id']}: its config hashes to {cfg.run_id}")
+    doc = {"name": name, "target": float(target), "accuracy": float(acc),
+           "model_nnz": int(record["model_nnz"]), "config": cfg.to_dict()}
+    if record.get("numeric_path"):
+        doc["numeric_path"] = dict(record["numeric_path"])
+    return doc
 
 
 def load_winners(folder: str | None = None) -> tuple[list[Winner], list[str]]:

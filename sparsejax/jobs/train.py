@@ -153,6 +153,10 @@ def retrain(path: str) -> dict:
                    claimed_model_nnz=claim["model_nnz"],
                    reproduced=bool(row["accuracy"] is not None and abs(row["accuracy"] - claim["accuracy"]) <= 1e-6
                                    and row["model_nnz"] == claim["model_nnz"]))
+        if isinstance(claim.get("numeric_path"), dict):  # what differs from the claim's path ([]: none)
+            from sparsejax.sweep import numeric_path as numeric_path_lib
+            out["numeric_path_differences"] = numeric_path_lib.differences(claim["numeric_path"],
+                                                                           rec.get("numeric_path") or {})
     return out
 
 
