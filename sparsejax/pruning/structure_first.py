@@ -347,8 +347,8 @@ class SFPHook(train.MaskHook):
         masks = mlp.masks_from_weights([w.astype(jnp.float32) for w in wm], "out_degree")
         momentum = jax.tree.map(lambda b, m_old, m_new: b * m_old * m_new, pop.momentum, pop.masks, masks)
         params = pop.params
-        if self.params.mean_replace:
-            params = jax.vmap(mean_replaced)(params, pop.masks, masks, x)
+        if self.params.mean_replace:  # model by model: a vmapped dot's float order depends on P
+            params = jax.lax.map(lambda a: mean_replaced(*a), (params, pop.masks, masks, x))
         return pop._replace(masks=masks, params=mlp.apply_masks(params, masks), momentum=momentum)
 
 
