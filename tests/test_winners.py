@@ -88,14 +88,14 @@ def test_pareto_figure_draws_the_winners_and_the_paper_bound():
     bound = report.paper_bounds(["random"])["random"]
     assert sorted(b[:2] for b in bound) == [(30, 0.9604), (45, 0.9959)]
     fig = figures.fig_pareto(_rows(), "random", winners=found, bound=bound)
-    (ax,) = fig.axes
-    assert ax.get_title() == "width 16"
+    # one panel per width holding runs or winners (width-64 sfp winners get their own)
+    assert {ax.get_title() for ax in fig.axes} == {f"width {w}" for w in {16} | {w.width for w in found}}
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "claimed winners" in legend and "paper's bound" in legend
-    notes = {t.get_text() for t in ax.texts}
+    notes = {t.get_text() for ax in fig.axes for t in ax.texts}
     assert {f"{w.name}: {w.model_nnz}" for w in found} <= notes
     assert {"paper (3,3,3): 30", "paper (7,3,3): 45"} <= notes
-    points = {tuple(np.round(p, 4)) for c in ax.collections for p in c.get_offsets()}
+    points = {tuple(np.round(p, 4)) for ax in fig.axes for c in ax.collections for p in c.get_offsets()}
     assert {(w.model_nnz, round(100 * w.accuracy, 4)) for w in found} <= points
     # winners alone (a store without pruning runs) still give the figure
     assert figures.fig_pareto([], "random", winners=found) is not None
