@@ -216,3 +216,17 @@ def test_sparsest_by_width_is_the_brute_force_minimum_per_method_and_width():
             assert (got["model_nnz"] if got else None) == want
     assert pareto.sparsest_by_width(rows, 1.0) == {"gmp": {4: None, 16: None, 64: None},
                                                    "snip": {4: None, 16: None, 64: None}}
+
+
+def test_a_method_variant_is_its_own_series():
+    """Rows of a variant (non-default method params) never pool with the defaults' rows."""
+    from sparsejax.analysis import flops
+    assert pareto.series_name("sfp", None) == "sfp"
+    assert pareto.series_name("sfp", {"slack": 0.5, "mean_replace": True}) == "sfp[mean_replace=True,slack=0.5]"
+    label = flops.METHOD_LABELS["sfp"]
+    assert flops.METHOD_LABELS["sfp[mean_replace=True]"] == f"{label} [mean_replace=True]"
+    base = {"kind": "pruning", "init_name": "random", "width": 16, "diverged": False}
+    rows = [dict(base, method="sfp", model_nnz=40, accuracy=0.96),
+            dict(base, method=pareto.series_name("sfp", {"mean_replace": True}), model_nnz=35, accuracy=0.97)]
+    table = pareto.sparsest_by_width(rows, 0.95)
+    assert table["sfp"][16]["model_nnz"] == 40 and table["sfp[mean_replace=True]"][16]["model_nnz"] == 35

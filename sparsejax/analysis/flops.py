@@ -89,7 +89,9 @@ class _Labels(Mapping):
         return {n: registry.get(n).label for n in registry.names()}
 
     def __getitem__(self, name: str) -> str:
-        return self._registry()[name]
+        base, bracket, rest = str(name).partition("[")  # a variant series: sfp[mean_replace=True]
+        label = self._registry()[base]
+        return f"{label} [{rest}" if bracket else label
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._registry())

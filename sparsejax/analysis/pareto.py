@@ -105,6 +105,15 @@ def trained_width(cfg: Mapping[str, Any]) -> int | None:
     return widths[0] if widths and len(set(widths)) == 1 else None
 
 
+def series_name(method: str, method_params: Mapping[str, Any] | None) -> str:
+    """A method's series in tables and figures: its registry name, with the parameters that
+    differ from its defaults in brackets (``sfp[mean_replace=True]``), so a variant is never
+    pooled with the defaults."""
+    if not method_params:
+        return str(method)
+    return f"{method}[{','.join(f'{k}={method_params[k]}' for k in sorted(method_params))}]"
+
+
 def table_row(rec: Mapping[str, Any]) -> dict[str, Any]:
     """One record (without blobs) as a flat row.
 
@@ -112,7 +121,9 @@ def table_row(rec: Mapping[str, Any]) -> dict[str, Any]:
     ``lr``, ``schedule``, ``init``, ``structure``, ``mask_index``, ...), the metric columns
     (``accuracy``, ``loss``, ``weight_nnz``, ``model_nnz``, ``diverged``, ...), then the record's
     ``metrics`` (a nested ``connectivity`` dict is merged flat), and derived fields ``kind``,
-    ``width``, ``init_name`` and, for phase-1 runs, ``structured_nnz``. Fields already set are
+    ``width``, ``init_name`` and, for phase-1 runs, ``structured_nnz``. ``method`` is the
+    series (:func:`series_name`: a variant's parameters in brackets), ``method_name`` the
+    registry name. Fields already set are
     never overwritten by metrics.
     """
     cfg = identity.resolve(rec.get("config") or {})
@@ -126,6 +137,8 @@ def table_row(rec: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in source.items():
             row.setdefault(key, value)
     row["kind"] = run_kind(str(cfg["method"]))
+    row["method_name"] = str(cfg["method"])  # the registry name; "method" names the series
+    row["method"] = series_name(cfg["method"], cfg.get("method_params"))
     row["width"] = trained_width(cfg)
     row["init_name"] = init_name(cfg.get("init"))
     if row["kind"] == "structured" and cfg.get("structure") is not None:
