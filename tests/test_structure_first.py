@@ -300,9 +300,10 @@ def test_every_event_keeps_masks_zero_effective_and_ends_at_budget():
     np.testing.assert_array_equal(stats["direct_weight_nnz"], budgets)
 
 
-def test_activity_score_events_keep_masks_effective_and_end_at_budget():
+@pytest.mark.parametrize("params", [sf.SFPParams(unit_score="activity"), sf.SFPParams(mean_replace=True)])
+def test_variant_events_keep_masks_effective_and_end_at_budget(params):
     budgets = [12, 30, 75]
-    hook = sf.SFPHook(TOTAL, sf.SFPParams(unit_score="activity"))
+    hook = sf.SFPHook(TOTAL, params)
     x = jax.random.normal(jax.random.PRNGKey(1), (len(budgets), 128, 2))
     y = (x[..., 0] > 0).astype(jnp.float32)
     pop, counts = _run_events(_population(budgets), hook, x, y)
@@ -335,17 +336,6 @@ def test_mean_replacement_keeps_every_target_mean_pre_activation():
     q1 = sf.mean_replaced(p1, m_old, m_new, xh)
     np.testing.assert_allclose(q1[0]["b"], [1.0])
     np.testing.assert_allclose(q1[1]["b"], [0.0])
-
-
-def test_mean_replace_events_keep_masks_effective_and_end_at_budget():
-    budgets = [12, 30, 75]
-    hook = sf.SFPHook(TOTAL, sf.SFPParams(mean_replace=True))
-    x = jax.random.normal(jax.random.PRNGKey(1), (len(budgets), 128, 2))
-    y = (x[..., 0] > 0).astype(jnp.float32)
-    pop, counts = _run_events(_population(budgets), hook, x, y)
-    np.testing.assert_array_equal(counts[-1][1], budgets)
-    stats = connectivity.connectivity_stats_population(pop.params, pop.masks)
-    np.testing.assert_array_equal(stats["effective_weight_nnz"], budgets)
 
 
 @pytest.mark.parametrize("params,widths", [(sf.SFPParams(), WIDTHS),
