@@ -11,7 +11,8 @@ GMP's event grid (an event at the start of step 97·k, k = 1..199 for T = 19,500
    unit's incoming and outgoing weights — invariant to ReLU rescaling —, either norm alone, or
    ``activity``: the unit's mean ReLU output on the event's minibatch times its outgoing norm,
    what the unit passes on, so a unit dead on the data scores 0 — a dead 2-unit bottleneck
-   is how wide runs collapse to chance).
+   is how wide runs collapse to chance; measured at width 128 it does not help, because units
+   die after the choice: ``mean_replace`` below does).
    Removing a unit removes its whole row and column, so the mask is complete blocks between
    the surviving units and every weight is on an input→output path.
    The target neuron configuration d = (d1, m, …, m) comes from the budget: the largest m with
