@@ -51,12 +51,21 @@ def define_common_flags(presets: Sequence[str] = (), store_help: str | None = No
                             "out/<preset>.", flag_values=flag_values)
         flags.DEFINE_boolean("dry_run", False, dry_run_help or "Check the input and print what would run "
                              "(runs, cost); create nothing.", flag_values=flag_values)
-    if flag_values is FLAGS:
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        if caller == __name__:  # called through define_sweep_flags
-            caller = sys._getframe(2).f_globals.get("__name__", "")
-        module = sys.argv[0] if caller == "__main__" else caller
-        for name in COMMON_FLAG_NAMES + tuple(n for n in SWEEP_FLAG_NAMES if n in flag_values):
+    _register_key_flags(COMMON_FLAG_NAMES + SWEEP_FLAG_NAMES, flag_values)
+
+
+def _register_key_flags(names: Sequence[str], flag_values: flags.FlagValues) -> None:
+    """Make the defined flags of ``names`` key flags of the launcher module calling into this
+    one (the first frame outside it), so its ``--help`` lists them."""
+    if flag_values is not FLAGS:
+        return
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    caller = frame.f_globals.get("__name__", "") if frame is not None else ""
+    module = sys.argv[0] if caller == "__main__" else caller
+    for name in names:
+        if name in flag_values:
             flag_values.register_key_flag_for_module(module, flag_values[name])
 
 
@@ -79,14 +88,10 @@ def define_sweep_flags(presets: Sequence[str] = (), flag_values: flags.FlagValue
     flags.DEFINE_integer("chunk_steps", 390, "Steps per jitted chunk (progress granularity).",
                          flag_values=flag_values)
     flags.DEFINE_boolean("allow_numeric_path_change", False, "Resume into a store written on "
-                         "another numeric path (backend, kernel, jax/numpy or code version); the "
-                         "records written are marked. Without it such a launch is refused.",
-                         flag_values=flag_values)
-    if flag_values is FLAGS:
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        module = sys.argv[0] if caller == "__main__" else caller
-        for name in SWEEP_FLAG_NAMES:
-            flag_values.register_key_flag_for_module(module, flag_values[name])
+                         "another numeric path (backend, kernel, jax/numpy or code version, CPU "
+                         "vector ISA); the records written are marked. Without it such a launch "
+                         "is refused.", flag_values=flag_values)
+    _register_key_flags(SWEEP_FLAG_NAMES, flag_values)
 
 
 @dataclasses.dataclass(frozen=True)
