@@ -156,9 +156,10 @@ def run_winner(store: str | None, run_id: str | None, name: str | None, target: 
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise CliError(f"--out={out}: its directory does not exist")
     with store_lib.Store(path, create=False) as st:
-        if run_id not in st:
-            raise CliError(f"--run_id={run_id}: not in {path}")
-        record = st.get(run_id)
+        found = st.records([run_id])  # scalars only: a claim needs no masks or params
+    if not found:
+        raise CliError(f"--run_id={run_id}: not in {path}")
+    record = found[0]
     try:
         doc = winners_lib.winner_doc(record, name, target)
     except ValueError as err:
