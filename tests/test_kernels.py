@@ -139,3 +139,23 @@ def test_layout_choice_and_errors():
         cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys, 0, pop.lr, 128, 0.9, 5e-4, layout="lanes")
     with pytest.raises(ValueError, match="layout"):
         cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys, 0, pop.lr, 128, 0.9, 5e-4, layout="simd")
+
+
+@pytest.mark.parametrize("widths", [(3, 3, 3), (5, 9, 4, 2)], ids=lambda w: "x".join(map(str, w)))
+def test_loss_output_equals_xla(widths):
+    """The kernel's per-model minibatch loss (summed per epoch by the trainer) against the XLA
+    step's, with logits scaled from ~1 to ~1e3 (the lanes layout sums the logs as the log of one
+    product: its exponent must track products far beyond float range) and a model that
+    diverges to NaN (its loss must turn NaN, never a number)."""
+    x, y = _subset()
+    pop = _population(widths)
+    scale = jnp.geomspace(1.0, 60.0, P, dtype=jnp.float32)  # per model: every layer's weights x scale
+    params = jax.tree.map(lambda a: a * scale.reshape((-1,) + (1,) * (a.ndim - 1)), pop.params)
+    pop = pop._replace(params=params, lr=jnp.full((P,), 1e-4, jnp.float32).at[3].set(1e6))
+    cfg = train.TrainConfig(widths=widths, epochs=2, chunk_steps=12)
+    sums = [train._chunk_fn(cfg, None, 12, k)(train.with_loss_sums(jax.tree.map(jnp.copy, pop), 2), x, y,
+                                              jnp.int32(0), jnp.int32(0)).loss_sums for k in ("xla", "fused")]
+    ref, out = np.asarray(sums[0]), np.asarray(sums[1])
+    assert np.isnan(ref[3, 1]) and np.isnan(out[3, 1])
+    assert np.nanmax(ref[:, 0]) > 1e3  # the large-logit regime is reached
+    np.testing.assert_allclose(out, ref, rtol=2e-5, atol=1e-5)

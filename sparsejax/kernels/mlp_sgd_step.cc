@@ -305,7 +305,7 @@ inline vf exp_v(vf x) {
 }
 
 // log lane-wise for x >= 1 (x = m 2^e, m in [sqrt(1/2), sqrt(2)); Cephes' single-precision
-// polynomial in m - 1): only the loss output uses it.
+// polynomial in m - 1): only the loss output uses it, once per minibatch (LaneLoss).
 inline vf log_v(vf x) {
   vi e = (((vi)x) >> 23) - 127;
   vf m = (vf)((((vi)x) & 0x007FFFFF) | 0x3F800000);  // the mantissa in [1, 2)
@@ -326,12 +326,29 @@ inline vf log_v(vf x) {
   return f + y + 0.693359375f * ef;
 }
 
-// BCE with logits from the sigmoid's denominator den = 1 + e^-z: log(den) + z (1 - y); below
-// z = -80 (where exp_v's clamp bites) softplus(z) is 0 to float precision, so -z y.
-inline vf bce_v(vf z, vf y, vf den) {
-  const vf far = -z * y, near = log_v(den) + z * (1.f - y);
-  return z < splat(-80.f) ? far : near;
-}
+// Each lane's minibatch loss (an output only; the gradient never reads it): BCE with logits
+// from the sigmoid's denominator den = 1 + e^-z is log(den) + z (1 - y), and below z = -80
+// (where exp_v's clamp bites) softplus(z) is 0 to float precision, so -z y. The logs are summed
+// as the log of one product of the den's, held as a mantissa in [1, 2) and a binary exponent so
+// it never overflows (den < 2^116 here): one log per minibatch instead of one per example
+// (measured ~8 % of a (3,3,3) step). Equal to the per-example sum up to float rounding; a NaN
+// logit still makes the loss NaN (through lin).
+struct LaneLoss {
+  vf lin = vf{};      // sum of z (1 - y), or of -z y far left
+  vf m = splat(1.f);  // product of the den's: mantissa
+  vi e = vi{};        // and exponent
+  void add(vf z, vf y, vf den) {
+    const vi far = (vi)(z < splat(-80.f));
+    lin += far ? -z * y : z * (1.f - y);
+    const vi bits = (vi)(m * (far ? splat(1.f) : den));
+    e += (bits >> 23) - 127;
+    m = (vf)((bits & 0x007FFFFF) | 0x3F800000);
+  }
+  vf total() const {  // ln 2 split as in log_v, so e * 0.693359375 is exact
+    const vf ef = __builtin_convertvector(e, vf);
+    return lin + (log_v(m) + ef * 0.693359375f - ef * 2.12194440e-4f);
+  }
+};
 
 inline vf gather(const float* base, vi idx) {
 #if defined(__AVX512F__)
@@ -453,13 +470,9 @@ inline void lane_indices(const vu* key, const Data& D, int64_t B, LaneScratch& s
       for (int q = 0; q < 4; ++q) k[q] = (vu)_mm512_permutexvar_epi32(lane, (__m512i)key[q]);
       const __m512i w = (__m512i)feistel_v((vu)v, k, D.h, hmask);
       const __mmask16 far = _mm512_cmpge_epu32_mask(w, nv) & live;
-      alignas(64) int32_t ws[kLanes], ss[kLanes];  // finished walks: scalar stores (a scatter is slow)
-      _mm512_store_si512(ws, w);
-      _mm512_store_si512(ss, slot);
-      for (unsigned m = live & ~far; m; m &= m - 1) {
-        const int q = __builtin_ctz(m);
-        flat[ss[q]] = ws[q];
-      }
+      // finished walks go to their slots with one scatter (measured ~3 % of a (3,3,3) step
+      // faster than scalar stores, whose loop exit the branch predictor misses)
+      _mm512_mask_i32scatter_epi32(flat, static_cast<__mmask16>(live & ~far), slot, w, 4);
       if (far) {  // written at or before j: the block [j, j + 16) is already read
         const int cf = __builtin_popcount(far);
         const __mmask16 head = static_cast<__mmask16>((1u << cf) - 1u);
@@ -487,7 +500,7 @@ inline void lane_indices(const vu* key, const Data& D, int64_t B, LaneScratch& s
 // independent examples side by side give the core two dependency chains to overlap.
 template <int EX, class S>
 inline void examples(const S& s, const vf* X, const vf* Y, int64_t B, int64_t r, const vf* W, vf* G, float invB,
-                     vf& lsum) {
+                     LaneLoss& loss) {
   const int nl = s.nl(), I0 = s.dim(0);
   vf a[EX][kLanesMaxUnits];  // every unit's post-activation (the inputs first, the logit last)
   for (int e = 0; e < EX; ++e)
@@ -508,7 +521,7 @@ inline void examples(const S& s, const vf* X, const vf* Y, int64_t B, int64_t r,
   for (int e = 0; e < EX; ++e) {
     const vf den = 1.f + exp_v(-a[e][s.uoff(nl)]);
     dz[e][0] = (1.f / den - Y[r + e]) * invB;
-    lsum += bce_v(a[e][s.uoff(nl)], Y[r + e], den);
+    loss.add(a[e][s.uoff(nl)], Y[r + e], den);
   }
 #pragma GCC unroll 16
   for (int l = nl - 1; l >= 0; --l) {
@@ -591,11 +604,12 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
   const vf* W = sc.p.data();
   vf* G = sc.g.data();
   const float invB = 1.f / static_cast<float>(B);
-  vf lsum = vf{};  // the minibatch loss of every lane (an output only)
+  LaneLoss lsum;  // the minibatch loss of every lane (an output only)
   int64_t r = 0;
   if (s.max_width() <= kPairMaxWidth)
     for (; r + 2 <= B; r += 2) examples<2>(s, X, Y, B, r, W, G, invB, lsum);
   for (; r < B; ++r) examples<1>(s, X, Y, B, r, W, G, invB, lsum);
+  const vf ltot = lsum.total();
   // masked SGD with momentum and weight decay, then back to the (P, I, O) layout
   vf* Pv = sc.p.data();
   vf* Mv = sc.m.data();
@@ -608,7 +622,7 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
   }
   for (int ln = 0; ln < lanes; ++ln) {
     const int64_t p = g0 + ln;
-    loss[p] = lsum[ln] / static_cast<float>(B);
+    loss[p] = ltot[ln] / static_cast<float>(B);
 #pragma GCC unroll 16
     for (int l = 0; l < nl; ++l) {
       const int IO = s.dim(l) * s.dim(l + 1), O = s.dim(l + 1), o0 = s.poff(l);  // constants for a Fixed shape
