@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
+from sparsejax import hostcpu
+
 TARGET = "sparsejax_mlp_sgd_step"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlp_sgd_step.cc")
 # -march=native: the library is built per machine (the cache key holds the CPU's flags); the
@@ -42,11 +44,9 @@ LAYOUTS = ("auto", "lanes", "models")
 
 
 def _cpu_signature() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((l for l in f if l.startswith("flags")), platform.processor())
-    except OSError:
-        return platform.processor() + platform.machine()
+    """The build cache's key for this CPU: its feature flags (what -march=native compiles for)."""
+    flags = hostcpu.cpuinfo()[1]
+    return " ".join(sorted(flags)) if flags else platform.processor() + platform.machine()
 
 
 def _cache_dir() -> str:

@@ -39,9 +39,11 @@ import json
 import os
 import platform
 import subprocess
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
+
+from sparsejax import hostcpu
 
 CODE_VERSION_ENV = "SPARSEJAX_CODE_VERSION"
 PACKAGE = "sparsejax"
@@ -83,25 +85,7 @@ def code_version() -> str:
     return f"{version}+g{sha}" if sha else f"{version}+unknown"
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    """(model name, feature flags) from /proc/cpuinfo; ("", empty) where there is none."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return "", set()
-    model, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("model name", "cpu model", "hardware") and not model:
-            model = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
-    return model, flags
-
-
-def isa_level(machine: str, flags: set[str]) -> str:
+def isa_level(machine: str, flags: Collection[str]) -> str:
     """The vector ISA of a CPU of architecture ``machine`` with feature ``flags`` (pure)."""
     machine = machine.lower()
     if machine in ("x86_64", "amd64"):
@@ -118,7 +102,7 @@ def isa_level(machine: str, flags: set[str]) -> str:
 @functools.lru_cache(maxsize=1)
 def cpu() -> tuple[str, str]:
     """(ISA level, model name) of this host's CPU (see the module docstring)."""
-    model, flags = _cpuinfo()
+    model, flags = hostcpu.cpuinfo()
     return isa_level(platform.machine(), flags), model or platform.processor() or "unknown"
 
 
