@@ -223,6 +223,8 @@ def test_a_method_variant_is_its_own_series():
     from sparsejax.analysis import flops
     assert pareto.series_name("sfp", None) == "sfp"
     assert pareto.series_name("sfp", {"slack": 0.5, "mean_replace": True}) == "sfp[mean_replace=True,slack=0.5]"
+    assert pareto.series_parts("sfp[mean_replace=True,slack=0.5]") == ("sfp", "mean_replace=True,slack=0.5")
+    assert pareto.series_parts("sfp") == ("sfp", "")
     label = flops.METHOD_LABELS["sfp"]
     assert flops.METHOD_LABELS["sfp[mean_replace=True]"] == f"{label} [mean_replace=True]"
     base = {"kind": "pruning", "init_name": "random", "width": 16, "diverged": False}

@@ -89,9 +89,11 @@ class _Labels(Mapping):
         return {n: registry.get(n).label for n in registry.names()}
 
     def __getitem__(self, name: str) -> str:
-        base, bracket, rest = str(name).partition("[")  # a variant series: sfp[mean_replace=True]
-        label = self._registry()[base]
-        return f"{label} [{rest}" if bracket else label
+        from sparsejax.analysis.pareto import series_parts  # late: pareto imports the store
+
+        method, params = series_parts(name)  # a variant series: sfp[mean_replace=True]
+        label = self._registry()[method]
+        return f"{label} [{params}]" if params else label
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._registry())

@@ -114,6 +114,13 @@ def series_name(method: str, method_params: Mapping[str, Any] | None) -> str:
     return f"{method}[{','.join(f'{k}={method_params[k]}' for k in sorted(method_params))}]"
 
 
+def series_parts(series: str) -> tuple[str, str]:
+    """The inverse of :func:`series_name`: (registry name, the bracketed parameters without
+    brackets; "" for the defaults)."""
+    method, _, params = str(series).partition("[")
+    return method, params[:-1] if params.endswith("]") else params
+
+
 def table_row(rec: Mapping[str, Any]) -> dict[str, Any]:
     """One record (without blobs) as a flat row.
 
