@@ -206,7 +206,7 @@ class RigLHook(train.MaskHook):
                              f"got shape {getattr(table, 'shape', None)}")
         e = (step + 1) // self.delta_t - 1
         n_drop_PxL = jnp.take(table, e, axis=1)
-        grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)  # dense gradient at the sparse point
+        grads = train.vmap_models(jax.grad(mlp.loss), pop.params, x, y)  # dense gradient at the sparse point
         wm = jax.vmap(lambda p, m, g, d: rigl_update(p, m, g, n_drop=d))(pop.params, pop.masks, grads, n_drop_PxL)
         old = pop.masks
         pop = base.with_weight_masks(pop, wm)

@@ -342,7 +342,7 @@ class SFPHook(train.MaskHook):
         re-masked, grown weights' momentum zeroed."""
         k = magnitude.gmp_event_index(step, self.total_steps)
         widths = tuple(int(layer["w"].shape[-1]) for layer in pop.params[:-1])
-        grads = jax.vmap(jax.grad(mlp.loss))(pop.params, x, y)
+        grads = train.vmap_models(jax.grad(mlp.loss), pop.params, x, y)
         wm = jax.vmap(lambda p, m, g, b, xb: tuple(event_masks(self.params, widths, k, p, m, g, b, xb)))(
             pop.params, pop.masks, grads, pop.hook_state, x)
         masks = mlp.masks_from_weights([w.astype(jnp.float32) for w in wm], "out_degree")
