@@ -238,17 +238,19 @@ def population_batch(pop: Population, x_all: Array, y_all: Array, step: Array, c
 # trained 390 steps in a population of 40 ends at 96.881 %, alone at 96.895 %; width 16 differs
 # between 1 and 2 models, width 12 between 2 and 3). Groups of a fixed size, the last zero-padded,
 # give every model the same program whatever the population (tested bit for bit). The CPU size
-# matches train.evaluate's model chunks; other backends use one large group (not measured yet on
-# an accelerator: benchmarks/device_check.py).
+# matches train.evaluate's model chunks. Other backends keep one vmap over the whole population:
+# there the population is sharded over the devices, which a loop over groups would serialise;
+# whether their numbers depend on the population size is not measured yet (no accelerator lent).
 XLA_MODEL_GROUP = {"cpu": 16}
-XLA_MODEL_GROUP_DEFAULT = 1024
 
 
 def vmap_models(fn: Callable, *args):
-    """``jax.vmap(fn)(*args)`` over the population axis of every leaf, in fixed groups of
-    ``XLA_MODEL_GROUP`` models (a lax.map over groups), so each model's numbers never depend on
-    the population size. Padded models see zeros and are dropped."""
-    group = XLA_MODEL_GROUP.get(jax.default_backend(), XLA_MODEL_GROUP_DEFAULT)
+    """``jax.vmap(fn)(*args)`` over the population axis of every leaf; on the CPU in fixed
+    groups of ``XLA_MODEL_GROUP`` models (a lax.map over groups), so each model's numbers never
+    depend on the population size. Padded models see zeros and are dropped."""
+    group = XLA_MODEL_GROUP.get(jax.default_backend())
+    if group is None:
+        return jax.vmap(fn)(*args)
     p = jax.tree.leaves(args)[0].shape[0]
     pad = (-p) % group
     grouped = jax.tree.map(lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(
