@@ -192,5 +192,5 @@ def _prune_at_init(method: AtInit, params, budget, key, lr, x_all, y_all, widths
     `counts_PxK` the host-computed keep counts of methods with a count schedule, else None."""
     def one(p, b, k, eta, keep_K):
         return tuple(method.score_one(p, b, k, eta, method.init_data(k, x_all, y_all), keep_K, widths))
-    # in fixed groups of models, so a model's scores never depend on the population size
+    # train.vmap_models: on the CPU in fixed groups of models, so scores never depend on the population size
     return train.vmap_models(one, params, budget, key, lr, counts_PxK)
