@@ -244,11 +244,12 @@ def population_batch(pop: Population, x_all: Array, y_all: Array, step: Array, c
 XLA_MODEL_GROUP = {"cpu": 16}
 
 
-def vmap_models(fn: Callable, *args):
-    """``jax.vmap(fn)(*args)`` over the population axis of every leaf; on the CPU in fixed
-    groups of ``XLA_MODEL_GROUP`` models (a lax.map over groups), so each model's numbers never
-    depend on the population size. Padded models see zeros and are dropped."""
-    group = XLA_MODEL_GROUP.get(jax.default_backend())
+def vmap_models(fn: Callable, *args, group: int | None = None):
+    """``jax.vmap(fn)(*args)`` over the population axis of every leaf, in fixed groups of
+    `group` models (a lax.map over groups; default: this backend's ``XLA_MODEL_GROUP``, none
+    off the CPU), so each model's numbers never depend on the population size. Padded models
+    see zeros and are dropped."""
+    group = group or XLA_MODEL_GROUP.get(jax.default_backend())
     if group is None:
         return jax.vmap(fn)(*args)
     p = jax.tree.leaves(args)[0].shape[0]
@@ -413,10 +414,7 @@ def _evaluate(params: Params, x_all: Array, y_all: Array, model_chunk: int, data
         (c, l), _ = jax.lax.scan(body, (jnp.int32(0), jnp.float32(0.0)), (xs, ys, valid))
         return c.astype(jnp.float32) / n, l / n
 
-    p_total = jax.tree.leaves(params)[0].shape[0]
-    chunks = jax.tree.map(lambda a: a.reshape((p_total // model_chunk, model_chunk) + a.shape[1:]), params)
-    acc, loss = jax.lax.map(jax.vmap(one_model), chunks)
-    return acc.reshape(-1), loss.reshape(-1)
+    return vmap_models(one_model, params, group=model_chunk)
 
 
 def evaluate(params: Params, x_all, y_all, model_chunk: int = 16, data_chunk: int = 2048) -> dict[str, np.ndarray]:
