@@ -295,14 +295,12 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
 
     def sgd(pop: Population) -> tuple[Population, Array]:
         lr = pop.lr * lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones, cfg.lr_gamma)
-        if kernel in ("fused", "fused_models"):  # the kernel draws each model's minibatch itself
-            # "fused_models" (internal, benchmarks only) forces the one-model-at-a-time layout
-            epoch = step // spe + epoch_offset
-            keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
-            params, mom, loss = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, rows_all, keys,
-                                                    (step % spe) * cfg.batch_size, lr, cfg.batch_size,
-                                                    cfg.momentum, cfg.weight_decay,
-                                                    layout="models" if kernel == "fused_models" else "auto")
+        if kernel in ("fused", "fused_models"):  # one kernel step: it draws each model's minibatch itself
+            keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, step // spe + epoch_offset))(pop.key)
+            params, mom, loss = cpu_kernel.train_steps(
+                pop.params, pop.masks, pop.momentum, rows_all, keys[None], lr[None], jnp.zeros((lr.shape[0], 1)),
+                step, 0, 1, spe, cfg.batch_size, cfg.momentum, cfg.weight_decay, layout=_fused_layout(kernel))
+            loss = loss[:, 0]
         elif kernel == "xla_lanes":  # models-last layout; draws the minibatch in (B, P) layout
             epoch = step // spe + epoch_offset
             keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, epoch))(pop.key)
@@ -329,6 +327,35 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
     return pop._replace(loss_sums=pop.loss_sums.at[:, step // spe].add(loss))
 
 
+def _fused_layout(kernel: str) -> str:
+    return "models" if kernel == "fused_models" else "auto"  # "fused_models": internal, benchmarks only
+
+
+def _fused_steps(cfg: TrainConfig, kernel: str, data, pop: Population, start: Array, n_steps: int) -> Population:
+    """`n_steps` steps of a population without a mask hook in one fused-kernel call: the same
+    numbers as `n_steps` calls of :func:`_train_step` (bit for bit: the same per-step
+    arithmetic, learning rates and keys per epoch, each step's loss added to its epoch's sum in
+    step order). ``diverged`` is checked once at the end: without a hook a non-finite parameter
+    stays non-finite (p - lr·buf and the mask's product keep an inf or NaN non-finite), so
+    this equals checking after every step."""
+    x_all, y_all, rows_all, epoch_offset = data
+    spe = cfg.steps_per_epoch(x_all.shape[0])
+    n_epochs = (n_steps - 1) // spe + 2  # the most epochs n_steps consecutive steps can touch
+    e0 = start // spe
+    # per epoch exactly the per-step path's expressions (a scalar epoch each)
+    lr = jnp.stack([pop.lr * lr_factor(pop.schedule, e0 + i, cfg.epochs, cfg.milestones, cfg.lr_gamma)
+                    for i in range(n_epochs)])
+    keys = jnp.stack([jax.vmap(lambda k, e=e0 + i + epoch_offset: shuffle.epoch_round_keys(k, e))(pop.key)
+                      for i in range(n_epochs)])
+    curve = not isinstance(pop.loss_sums, tuple)
+    sums, col0 = (pop.loss_sums, e0) if curve else (jnp.zeros((lr.shape[1], n_epochs), jnp.float32), 0)
+    params, mom, sums = cpu_kernel.train_steps(pop.params, pop.masks, pop.momentum, rows_all, keys, lr, sums, start,
+                                               col0, n_steps, spe, cfg.batch_size, cfg.momentum, cfg.weight_decay,
+                                               layout=_fused_layout(kernel))
+    pop = pop._replace(params=params, momentum=mom, diverged=pop.diverged | ~_all_finite(params))
+    return pop._replace(loss_sums=sums) if curve else pop
+
+
 TRACE_COUNT = {"chunk": 0}  # incremented at trace time; tests use it to prove caching works
 
 
@@ -342,8 +369,11 @@ def chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int):
 def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int, kernel: str):
     def run(pop: Population, x_all, y_all, start, epoch_offset):
         TRACE_COUNT["chunk"] += 1
-        rows_all = cpu_kernel.pack_rows(x_all, y_all) if kernel in ("fused", "fused_models") else None
-        body = lambda p, s: (_train_step(cfg, hook, kernel, (x_all, y_all, rows_all, epoch_offset), p, s), None)
+        fused = kernel in ("fused", "fused_models")
+        data = (x_all, y_all, cpu_kernel.pack_rows(x_all, y_all) if fused else None, epoch_offset)
+        if fused and hook is None:  # the whole chunk in one kernel call
+            return _fused_steps(cfg, kernel, data, pop, start, n_steps)
+        body = lambda p, s: (_train_step(cfg, hook, kernel, data, p, s), None)
         return jax.lax.scan(body, pop, start + jnp.arange(n_steps))[0]
     return jax.jit(run, donate_argnums=(0,))
 

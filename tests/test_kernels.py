@@ -44,19 +44,19 @@ def _population(widths, p=P, seed=0):
 
 @functools.partial(jax.jit, static_argnames=("cfg", "layout", "steps"))
 def _kernel_train(pop, x, y, cfg, layout, steps):
-    """`steps` steps of cpu_kernel.sgd_step with the trainer's glue (schedule factor, keys),
-    written here independently of train._train_step."""
+    """`steps` one-step calls of cpu_kernel.train_steps with the trainer's glue (schedule factor,
+    keys, the loss summed per epoch), written here independently of train._train_step."""
     spe = cfg.steps_per_epoch(x.shape[0])
 
     def body(pop, step):
         lr = pop.lr * train.lr_factor(pop.schedule, step // spe, cfg.epochs, cfg.milestones)
         keys = jax.vmap(lambda k: shuffle.epoch_round_keys(k, step // spe))(pop.key)
-        params, mom, _ = cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys,
-                                             (step % spe) * cfg.batch_size, lr, cfg.batch_size, cfg.momentum,
-                                             cfg.weight_decay, layout=layout)
-        return pop._replace(params=params, momentum=mom), None
+        params, mom, loss = cpu_kernel.train_steps(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y),
+                                                   keys[None], lr[None], jnp.zeros((lr.shape[0], 1)), step, 0, 1, spe,
+                                                   cfg.batch_size, cfg.momentum, cfg.weight_decay, layout=layout)
+        return pop._replace(params=params, momentum=mom, loss_sums=pop.loss_sums.at[:, step // spe].add(loss[:, 0])), None
 
-    return jax.lax.scan(body, pop, jnp.arange(steps))[0]
+    return jax.lax.scan(body, pop._replace(loss_sums=jnp.zeros((pop.lr.shape[0], cfg.epochs))), jnp.arange(steps))[0]
 
 
 def _xla_train(pop, x, y, cfg, steps):
@@ -129,16 +129,47 @@ def test_lanes_never_cross():
             assert np.all(np.isfinite(np.asarray(lo)))
 
 
+@pytest.mark.parametrize("layout,widths", [("lanes", (3, 3, 3)), ("lanes", (5, 9, 4, 2)), ("models", (12, 8, 4))],
+                         ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else v)
+@pytest.mark.parametrize("shared", [False, True], ids=["own_orders", "one_order"])
+def test_many_steps_per_call_equal_one_step_calls(widths, layout, shared):
+    """The trainer's hook-free chunks (all their steps in one kernel call, crossing epochs:
+    learning rates, keys and loss columns per epoch) are bit-identical to one-step calls, for
+    chunks that start mid-epoch; a model that diverges is flagged all the same."""
+    x, y = _subset()  # 6 steps per epoch
+    cfg = train.TrainConfig(widths=widths, epochs=4, milestones=(1, 2), weight_decay=1e-2, chunk_steps=7,
+                            kernel="fused" if layout == "lanes" else "auto")
+    pop = _population(widths)
+    pop = pop._replace(lr=pop.lr.at[4].set(1e6))
+    if shared:
+        pop = pop._replace(key=jnp.broadcast_to(pop.key[:1], pop.key.shape))
+    ref = _kernel_train(pop, x, y, cfg, layout, 24)
+    kernel = "fused" if layout == "lanes" else "fused_models"
+    out = train.with_loss_sums(jax.tree.map(jnp.copy, pop), cfg.epochs)
+    for start, n in ((0, 7), (7, 7), (14, 7), (21, 3)):  # chunks of 7 steps cross the 6-step epochs
+        out = train._chunk_fn(cfg, None, n, kernel)(out, x, y, jnp.int32(start), jnp.int32(0))
+    for a, b in zip(jax.tree.leaves((ref.params, ref.momentum, ref.loss_sums)),
+                    jax.tree.leaves((out.params, out.momentum, out.loss_sums))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.asarray(out.diverged).tolist() == [i == 4 for i in range(P)]
+
+
 def test_layout_choice_and_errors():
     assert cpu_kernel.pick_layout((2, 3, 3, 3, 1)) == "lanes"
     assert cpu_kernel.pick_layout((2, 64, 64, 64, 1)) == "models"
-    x, y = _subset()
+    x, y = _subset()  # 6 steps per epoch
+    rows = cpu_kernel.pack_rows(x, y)
     pop = _population((40, 3, 3), p=2)
-    keys = jnp.zeros((2, 4), jnp.uint32)
+    keys, lr, loss = jnp.zeros((1, 2, 4), jnp.uint32), pop.lr[None], jnp.zeros((2, 1))
+    call = functools.partial(cpu_kernel.train_steps, pop.params, pop.masks, pop.momentum, rows)
     with pytest.raises(ValueError, match="lanes"):
-        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys, 0, pop.lr, 128, 0.9, 5e-4, layout="lanes")
+        call(keys, lr, loss, 0, 0, 1, 6, 128, 0.9, 5e-4, layout="lanes")
     with pytest.raises(ValueError, match="layout"):
-        cpu_kernel.sgd_step(pop.params, pop.masks, pop.momentum, cpu_kernel.pack_rows(x, y), keys, 0, pop.lr, 128, 0.9, 5e-4, layout="simd")
+        call(keys, lr, loss, 0, 0, 1, 6, 128, 0.9, 5e-4, layout="simd")
+    with pytest.raises(ValueError, match="round keys"):
+        call(keys[0], lr, loss, 0, 0, 1, 6, 128, 0.9, 5e-4)
+    with pytest.raises(Exception, match="fewer epochs"):  # steps 5 and 6 touch two epochs; one given
+        jax.block_until_ready(call(keys, lr, loss, 5, 0, 2, 6, 128, 0.9, 5e-4))
 
 
 @pytest.mark.parametrize("widths", [(3, 3, 3), (5, 9, 4, 2)], ids=lambda w: "x".join(map(str, w)))

@@ -2,8 +2,9 @@
 
 XLA's CPU backend runs a population of tiny matrices as batched dots and separate elementwise
 passes over (P, 128, width) arrays, which is bound by memory traffic and per-op overhead. The
-kernel in ``mlp_sgd_step.cc`` does a whole step (forward, backward, masked SGD with momentum and
-weight decay) with everything in L1, work split across XLA's intra-op thread pool, in one of two
+kernel in ``mlp_sgd_step.cc`` does whole steps (forward, backward, masked SGD with momentum and
+weight decay; a whole chunk of steps per call) with everything in L1, work split across XLA's
+intra-op thread pool, in one of two
 layouts: small shapes (the search's (3,3,3), (7,3,3), ... up to width 32) run a vector's worth of
 models in SIMD lanes, larger ones one model at a time. Its numbers equal the XLA path up to
 float32 summation order (and FMA rounding).
@@ -125,18 +126,26 @@ def pack_rows(x_all, y_all):
                             jnp.zeros((n, stride - i0 - 1), jnp.float32)], axis=1)
 
 
-def sgd_step(params, masks, momentum, rows_all, round_keys_Px4, start, lr_P,
-             batch_size: int, momentum_coef: float, weight_decay: float, layout: str = "auto"):
-    """(params, momentum, loss_P) after one masked SGD step of every model. Model p trains on
-    positions [start, start + batch_size) of the keyed permutation with round keys
-    ``round_keys_Px4[p]`` (exactly :func:`sparsejax.shuffle.permute`), gathered from
-    ``rows_all`` (:func:`pack_rows` of the dataset) inside the kernel; when every model has the
-    same round keys (a shared ``data_seed``) the kernel gathers the minibatch once for all.
-    Otherwise the same contract as ``train.sgd_update``
-    applied to ``grad(mlp.loss)``. ``loss_P`` is each model's ``mlp.loss`` on its minibatch
-    before the step, up to float rounding (an extra output: it never feeds the update).
-    `layout` picks the implementation ("auto": :func:`pick_layout`); both give the same numbers
-    up to float summation order and FMA rounding."""
+def train_steps(params, masks, momentum, rows_all, round_keys_ExPx4, lr_ExP, loss_PxC, first_step, loss_col0,
+                steps: int, steps_per_epoch: int, batch_size: int, momentum_coef: float, weight_decay: float,
+                layout: str = "auto"):
+    """(params, momentum, loss_PxC) after `steps` masked SGD steps of every model: steps
+    ``first_step .. first_step + steps - 1`` of a run with `steps_per_epoch` steps per epoch, in
+    one kernel call (a lane group's state stays in registers' layout from the first step to the
+    last, and XLA runs nothing between steps).
+
+    Step t of model p trains on positions ``[(t % spe) B, (t % spe) B + B)`` of the keyed
+    permutation with round keys ``round_keys_ExPx4[e, p]`` (exactly
+    :func:`sparsejax.shuffle.permute`), gathered from ``rows_all`` (:func:`pack_rows` of the
+    dataset) inside the kernel, with learning rate ``lr_ExP[e, p]``, where
+    ``e = t // spe - first_step // spe`` is its epoch relative to the first step's; its minibatch
+    loss (``mlp.loss`` before the step, up to float rounding; never feeds the update) is added to
+    ``loss_PxC[p, loss_col0 + e]``. When every model has the same round keys (a shared
+    ``data_seed``) the kernel draws each minibatch once for all. Each step is
+    ``train.sgd_update`` applied to ``grad(mlp.loss)``, up to float32 summation order and FMA
+    rounding. `layout` picks the implementation ("auto": :func:`pick_layout`); both give the
+    same numbers up to that rounding. The kernel refuses keys, lr or loss with fewer epochs
+    (columns) than the steps touch."""
     why = _register()
     if why:
         raise RuntimeError(why)
@@ -145,13 +154,19 @@ def sgd_step(params, masks, momentum, rows_all, round_keys_Px4, start, lr_P,
     dims = (int(params[0]["w"].shape[1]),) + tuple(int(p["w"].shape[2]) for p in params)
     if rows_all.ndim != 2 or rows_all.shape[1] < dims[0] + 1:
         raise ValueError(f"rows_all: need (N, >= {dims[0] + 1}) rows from pack_rows, got shape {rows_all.shape}")
+    n_models = int(params[0]["w"].shape[0])
+    if (round_keys_ExPx4.ndim != 3 or round_keys_ExPx4.shape[1:] != (n_models, 4) or lr_ExP.shape != round_keys_ExPx4.shape[:2]
+            or loss_PxC.ndim != 2 or loss_PxC.shape[0] != n_models):
+        raise ValueError(f"need round keys (E, {n_models}, 4), lr (E, {n_models}) and loss ({n_models}, C); got "
+                         f"{round_keys_ExPx4.shape}, {lr_ExP.shape}, {loss_PxC.shape}")
     if layout == "auto":
         layout = pick_layout(dims)
     elif layout == "lanes" and not _lanes_fit(dims):
         raise ValueError(f"layout 'lanes' supports layer sizes up to {LANES_MAX_WIDTH} and at most "
                          f"{LANES_MAX_LAYERS} layers, got {dims}")
-    flat_in = [rows_all.astype(jnp.float32), round_keys_Px4.astype(jnp.uint32),
-               jnp.reshape(start, (1,)).astype(jnp.int32), lr_P.astype(jnp.float32)]
+    ctl = jnp.stack([jnp.asarray(first_step, jnp.int32), jnp.asarray(loss_col0, jnp.int32)])
+    flat_in = [rows_all.astype(jnp.float32), round_keys_ExPx4.astype(jnp.uint32), ctl, lr_ExP.astype(jnp.float32),
+               loss_PxC.astype(jnp.float32)]
     out_types, aliases = [], {}
     for l, (p, m, b) in enumerate(zip(params, masks, momentum)):
         first = len(flat_in)
@@ -160,10 +175,12 @@ def sgd_step(params, masks, momentum, rows_all, round_keys_Px4, start, lr_P,
         # parameters and momentum are updated in place (each model reads its own entries before
         # writing them), so the scan carry needs no fresh buffers every step
         aliases.update({first + k: 4 * l + k for k in range(4)})
-    out_types.append(jax.ShapeDtypeStruct(round_keys_Px4.shape[:1], jnp.float32))  # the loss, last
+    out_types.append(jax.ShapeDtypeStruct(loss_PxC.shape, jnp.float32))  # the loss sums, last, in place
+    aliases[4] = len(out_types) - 1
     outs = jax.ffi.ffi_call(TARGET, out_types, vmap_method="sequential", input_output_aliases=aliases)(
         *flat_in, momentum=np.float32(momentum_coef), weight_decay=np.float32(weight_decay),
-        batch=np.int64(batch_size), layout=np.int64(1 if layout == "lanes" else 0))
+        batch=np.int64(batch_size), layout=np.int64(1 if layout == "lanes" else 0), steps=np.int64(steps),
+        steps_per_epoch=np.int64(steps_per_epoch))
     new_params = tuple({"w": outs[4 * l], "b": outs[4 * l + 1]} for l in range(len(params)))
     new_mom = tuple({"w": outs[4 * l + 2], "b": outs[4 * l + 3]} for l in range(len(params)))
     return new_params, new_mom, outs[-1]

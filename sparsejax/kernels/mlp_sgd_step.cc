@@ -1,13 +1,16 @@
-// One masked-MLP SGD step for a whole population, on the CPU (an XLA FFI custom call).
+// Consecutive masked-MLP SGD steps for a whole population, on the CPU (an XLA FFI custom call):
+// one call trains a chunk of steps (the trainer's hook-free chunks) or one step (a step between
+// a mask hook's events), so XLA runs nothing between the steps of a chunk.
 //
-// For every model p (independently, so NaNs never cross models):
+// At every step, for every model p (independently, so NaNs never cross models):
 //   forward  z_l = h_{l-1} W_l + b_l, h_l = relu(z_l) (the last layer is linear, one logit)
 //   loss     mean binary cross-entropy with logits over the B examples (an output: the
 //            trainer's per-epoch loss curve; computed beside the gradient, never feeding it)
 //   backward dz_L = (sigmoid(z_L) - y) / B; gW_l = h_{l-1}^T dz_l; gb_l = sum_b dz_l;
 //            dz_{l-1} = (dz_l W_l^T) * [z_{l-1} > 0]
 //   update   d = (g + wd p) m; buf = mu buf + d; p = (p - lr_p buf) m   (PyTorch SGD, masked)
-// Models are split into contiguous blocks run on XLA's intra-op thread pool. Every loop over
+// Models are split into contiguous blocks run on XLA's intra-op thread pool; a block runs all the
+// call's steps. Every loop over
 // output units is an axpy over contiguous memory, so the compiler vectorises it without
 // reassociating any sum. Layout per layer: W (P, I, O) row-major, b (P, O).
 #include <algorithm>
@@ -146,14 +149,15 @@ inline void sgd_update(const float* __restrict__ g, const float* p, const float*
 struct Data {
   const float* rows;       // the whole dataset, one row per example: x (I0 values), y, padding
   int64_t stride;          // floats per row (>= I0 + 1; a power of two, so a row never straddles a line)
-  const uint32_t* keys;    // (P, 4) round keys of this epoch's permutation, per model
+  const uint32_t* keys;    // (P, 4) round keys of this step's epoch permutation, per model
   int64_t n, start;        // N and the first position of this step's minibatch
   int h;                   // Feistel half bits
-  const float* shared_xy = nullptr;  // lanes layout, one order for all: the minibatch as broadcast vectors
+  const int32_t* shared_idx = nullptr;  // lanes layout, one order for all: this step's B examples
 };
 
-void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const float* lr,
-                int64_t B, float mu, float wd, float* loss, std::vector<float>& scratch) {
+// One step of model p with learning rate eta; returns its minibatch loss before the step.
+float step_model(int64_t p, const std::vector<Layer>& L, const Data& D, float eta, int64_t B, float mu, float wd,
+                 std::vector<float>& scratch) {
   const int64_t nl = static_cast<int64_t>(L.size());
   int64_t width = L[0].in, off = 0;
   int64_t zoff[kMaxLayers + 1];
@@ -191,8 +195,6 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
   float lsum = 0.f;  // the minibatch loss, as mlp.bce_with_logits: max(z, 0) - z y + log1p(e^-|z|)
   for (int64_t r = 0; r < B; ++r)
     lsum += std::max(zl[r], 0.f) - zl[r] * yp[r] + std::log1p(std::exp(-std::fabs(zl[r])));
-  loss[p] = lsum / static_cast<float>(B);
-  const float eta = lr[p];
   for (int64_t l = nl - 1; l >= 0; --l) {
     const Layer& ly = L[l];
     const int64_t I = ly.in, O = ly.out;
@@ -215,6 +217,7 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
     sgd_update(gb, ly.b + p * O, ly.kb + p * O, ly.mb + p * O, ly.ob + p * O, ly.omb + p * O, O, eta, mu, wd);
     std::swap(dz, dprev);
   }
+  return lsum / static_cast<float>(B);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,13 +229,14 @@ void step_model(int64_t p, const std::vector<Layer>& L, const Data& D, const flo
 // scalar operation is one vector operation, each lane gathers its own model's examples, and
 // nothing ever crosses lanes (no horizontal sums), so a model's numbers do not depend on which
 // models share its group (padding lanes of the last group compute on zeros and are discarded).
-// A group copies its parameters, momentum and masks into lane-interleaved scratch, computes its
-// lanes' example indices for the whole minibatch (lane_indices), loads each lane's example rows
-// (x and y packed in one row, so one cache line per example), runs the B examples (two side by
-// side up to width kPairMaxWidth; every gradient entry still adds example r's term before
-// r+1's, so the sums are those of one example at a time), applies the masked SGD update and
-// copies back. When the whole population shares one data order, the caller gathers the
-// minibatch once and every group reads it. Shapes used by the search are compiled with their
+// A group copies its parameters, momentum and masks into lane-interleaved scratch once per call
+// (measured: copying them every step cost ~9 % of a (3,3,3) step), and at every step computes
+// its lanes' example indices for the whole minibatch (lane_indices), loads each lane's example
+// rows (x and y packed in one row, so one cache line per example), runs the B examples (two side
+// by side up to width kPairMaxWidth; every gradient entry still adds example r's term before
+// r+1's, so the sums are those of one example at a time) and applies the masked SGD update;
+// then copies back. When the whole population shares one data order, the caller computes its
+// example indices once and every group reads them. Shapes used by the search are compiled with their
 // layer sizes as constants (fully unrolled); any other shape up to kLanesMaxWidth runs the same
 // code with runtime sizes. (Measured on a 2-core Zen 4, (3,3,3), P = 4,096: the index walk and
 // the row loads are about a third of the step, the arithmetic half; benchmarks/RESULTS.md.)
@@ -544,17 +548,41 @@ inline void examples(const S& s, const vf* X, const vf* Y, int64_t B, int64_t r,
   }
 }
 
-// One step of the models [g0, g0 + kLanes) (lanes past P are padding).
+// Everything one call needs: `steps` consecutive steps of the whole population, steps
+// first .. first + steps - 1 of a run with `spe` steps per epoch. Step t trains on positions
+// (t % spe) B .. + B of its epoch's permutation; its epoch, relative to the first step's, picks
+// the round keys and learning rates (one row per epoch the call touches) and the loss column.
+struct Call {
+  std::vector<Layer> L;     // the first step reads the inputs ...
+  std::vector<Layer> Lout;  // ... later steps the outputs, which hold the state so far
+  const float* rows;
+  int64_t stride, n;
+  int h;
+  const uint32_t* keys;  // (E, P, 4)
+  const float* lr;       // (E, P)
+  float* loss;           // (P, C): each step adds its minibatch loss at column col0 + its relative epoch
+  int64_t C, col0, first, steps, spe, B, P;
+  float mu, wd;
+  std::vector<int32_t> shared_idx;  // lanes layout, one order for all: (steps, B) example indices
+  int64_t epoch_of(int64_t t) const { return (first + t) / spe - first / spe; }
+  Data data(int64_t t) const {
+    const int64_t e = epoch_of(t);
+    return Data{rows, stride, keys + e * P * 4, n, ((first + t) % spe) * B, h,
+                shared_idx.empty() ? nullptr : shared_idx.data() + t * B};
+  }
+};
+
+// All steps of the models [g0, g0 + kLanes) (lanes past P are padding): the group's state stays
+// lane-interleaved in scratch from the first step to the last.
 template <class S>
-void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr,
-                int64_t B, float mu, float wd, float* loss, LaneScratch& sc) {
+void step_group(const S& s, int64_t g0, const Call& c, LaneScratch& sc) {
   const int nl = s.nl(), T = s.total(), I0 = s.dim(0);
-  sc.p.assign(T, vf{}); sc.m.assign(T, vf{}); sc.k.assign(T, vf{}); sc.g.assign(T, vf{});
+  const int64_t P = c.P, B = c.B;
+  const std::vector<Layer>& L = c.L;
+  sc.p.assign(T, vf{}); sc.m.assign(T, vf{}); sc.k.assign(T, vf{}); sc.g.resize(T);
   sc.xy.resize((I0 + 1) * B);
   float *pp = reinterpret_cast<float*>(sc.p.data()), *pm = reinterpret_cast<float*>(sc.m.data()),
         *pk = reinterpret_cast<float*>(sc.k.data());
-  vf eta = vf{};
-  vu key[4] = {};
   const int lanes = static_cast<int>(std::min<int64_t>(kLanes, P - g0));
   for (int ln = 0; ln < lanes; ++ln) {  // gather the group's state into lane-interleaved scratch
     const int64_t p = g0 + ln;
@@ -572,57 +600,73 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
         pk[(o0 + IO + j) * kLanes + ln] = L[l].kb[p * O + j];
       }
     }
-    eta[ln] = lr[p];
-    for (int r = 0; r < 4; ++r) key[r][ln] = D.keys[4 * p + r];
   }
-  // each lane's minibatch: positions start..start+B of its own permutation, gathered; when the
-  // whole population shares one order (equal keys: a shared data_seed), the caller has
-  // gathered it once as broadcast vectors and the group reads those
-  const vf* X = reinterpret_cast<const vf*>(D.shared_xy);
-  if (X == nullptr) {
-    vf* xy = sc.xy.data();
-    lane_indices(key, D, B, sc);
-    const vi* V = sc.idx.data();
-    const int stride = static_cast<int>(D.stride);
-#if defined(__AVX512F__)
-    if (stride == 4) {  // each lane's row loaded whole (16 independent loads) and transposed
-      const int32_t* idx = reinterpret_cast<const int32_t*>(V);
-      for (int64_t r = 0; r < B; ++r) {
-        vf cols[4];
-        rows4_to_lanes(D.rows, idx + r * kLanes, cols);
-        for (int i = 0; i <= I0; ++i) xy[i * B + r] = cols[i];  // x, then y
-      }
-    } else
-#endif
-    for (int64_t r = 0; r < B; ++r) {  // independent gathers, one row (one cache line) per lane
-      const vi at = V[r] * stride;
-      for (int i = 0; i <= I0; ++i) xy[i * B + r] = gather(D.rows + i, at);  // x, then y
-    }
-    X = xy;
-  }
-  const vf* Y = X + I0 * B;
-  const vf* W = sc.p.data();
-  vf* G = sc.g.data();
+  vf eta = vf{};
+  vu key[4] = {};
   const float invB = 1.f / static_cast<float>(B);
-  LaneLoss lsum;  // the minibatch loss of every lane (an output only)
-  int64_t r = 0;
-  if (s.max_width() <= kPairMaxWidth)
-    for (; r + 2 <= B; r += 2) examples<2>(s, X, Y, B, r, W, G, invB, lsum);
-  for (; r < B; ++r) examples<1>(s, X, Y, B, r, W, G, invB, lsum);
-  const vf ltot = lsum.total();
-  // masked SGD with momentum and weight decay, then back to the (P, I, O) layout
-  vf* Pv = sc.p.data();
-  vf* Mv = sc.m.data();
-  const vf* Kv = sc.k.data();
-  for (int j = 0; j < T; ++j) {
-    const vf p = Pv[j];
-    const vf m = mu * Mv[j] + (G[j] + wd * p) * Kv[j];
-    Mv[j] = m;
-    Pv[j] = (p - eta * m) * Kv[j];
+  for (int64_t t = 0, epoch = -1; t < c.steps; ++t) {
+    const Data D = c.data(t);
+    if (c.epoch_of(t) != epoch) {  // this epoch's learning rates and round keys, per lane
+      epoch = c.epoch_of(t);
+      for (int ln = 0; ln < lanes; ++ln) {
+        eta[ln] = c.lr[epoch * P + g0 + ln];
+        for (int r = 0; r < 4; ++r) key[r][ln] = D.keys[4 * (g0 + ln) + r];
+      }
+    }
+    // each lane's minibatch: positions start..start+B of its own permutation, gathered; when the
+    // whole population shares one order (equal keys: a shared data_seed), every lane reads the
+    // same examples, broadcast
+    vf* xy = sc.xy.data();
+    if (D.shared_idx != nullptr) {
+      for (int64_t r = 0; r < B; ++r) {
+        const float* row = D.rows + D.shared_idx[r] * D.stride;
+        for (int i = 0; i <= I0; ++i) xy[i * B + r] = splat(row[i]);  // x, then y
+      }
+    } else {
+      lane_indices(key, D, B, sc);
+      const vi* V = sc.idx.data();
+      const int stride = static_cast<int>(D.stride);
+#if defined(__AVX512F__)
+      if (stride == 4) {  // each lane's row loaded whole (16 independent loads) and transposed
+        const int32_t* idx = reinterpret_cast<const int32_t*>(V);
+        for (int64_t r = 0; r < B; ++r) {
+          vf cols[4];
+          rows4_to_lanes(D.rows, idx + r * kLanes, cols);
+          for (int i = 0; i <= I0; ++i) xy[i * B + r] = cols[i];  // x, then y
+        }
+      } else
+#endif
+      for (int64_t r = 0; r < B; ++r) {  // independent gathers, one row (one cache line) per lane
+        const vi at = V[r] * stride;
+        for (int i = 0; i <= I0; ++i) xy[i * B + r] = gather(D.rows + i, at);  // x, then y
+      }
+    }
+    const vf* X = xy;
+    const vf* Y = X + I0 * B;
+    const vf* W = sc.p.data();
+    vf* G = sc.g.data();
+    for (int j = 0; j < T; ++j) G[j] = vf{};
+    LaneLoss lsum;  // the minibatch loss of every lane (an output only)
+    int64_t r = 0;
+    if (s.max_width() <= kPairMaxWidth)
+      for (; r + 2 <= B; r += 2) examples<2>(s, X, Y, B, r, W, G, invB, lsum);
+    for (; r < B; ++r) examples<1>(s, X, Y, B, r, W, G, invB, lsum);
+    const vf ltot = lsum.total();
+    // masked SGD with momentum and weight decay
+    vf* Pv = sc.p.data();
+    vf* Mv = sc.m.data();
+    const vf* Kv = sc.k.data();
+    for (int j = 0; j < T; ++j) {
+      const vf p = Pv[j];
+      const vf m = c.mu * Mv[j] + (G[j] + c.wd * p) * Kv[j];
+      Mv[j] = m;
+      Pv[j] = (p - eta * m) * Kv[j];
+    }
+    const int64_t col = c.col0 + c.epoch_of(t);
+    for (int ln = 0; ln < lanes; ++ln) c.loss[(g0 + ln) * c.C + col] += ltot[ln] / static_cast<float>(B);
   }
-  for (int ln = 0; ln < lanes; ++ln) {
+  for (int ln = 0; ln < lanes; ++ln) {  // back to the (P, I, O) layout
     const int64_t p = g0 + ln;
-    loss[p] = ltot[ln] / static_cast<float>(B);
 #pragma GCC unroll 16
     for (int l = 0; l < nl; ++l) {
       const int IO = s.dim(l) * s.dim(l + 1), O = s.dim(l + 1), o0 = s.poff(l);  // constants for a Fixed shape
@@ -638,20 +682,24 @@ void step_group(const S& s, int64_t g0, int64_t P, const std::vector<Layer>& L, 
   }
 }
 
-// The groups' step function for this population's shape: a compiled-in shape when there is one.
-using GroupFn = void (*)(int64_t, int64_t, const std::vector<Layer>&, const Data&, const float*, int64_t, float,
-                         float, float*, LaneScratch&, const Dynamic&);
+// All steps of model p, one model at a time.
+void steps_model(int64_t p, const Call& c, std::vector<float>& scratch) {
+  for (int64_t t = 0; t < c.steps; ++t) {
+    const int64_t e = c.epoch_of(t);
+    c.loss[p * c.C + c.col0 + e] +=
+        step_model(p, t == 0 ? c.L : c.Lout, c.data(t), c.lr[e * c.P + p], c.B, c.mu, c.wd, scratch);
+  }
+}
+
+// The groups' function for this population's shape: a compiled-in shape when there is one.
+using GroupFn = void (*)(int64_t, const Call&, LaneScratch&, const Dynamic&);
 
 template <class S>
-void fixed_group(int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr, int64_t B,
-                 float mu, float wd, float* loss, LaneScratch& sc, const Dynamic&) {
-  step_group(S{}, g0, P, L, D, lr, B, mu, wd, loss, sc);
+void fixed_group(int64_t g0, const Call& c, LaneScratch& sc, const Dynamic&) {
+  step_group(S{}, g0, c, sc);
 }
 
-void dynamic_group(int64_t g0, int64_t P, const std::vector<Layer>& L, const Data& D, const float* lr, int64_t B,
-                   float mu, float wd, float* loss, LaneScratch& sc, const Dynamic& s) {
-  step_group(s, g0, P, L, D, lr, B, mu, wd, loss, sc);
-}
+void dynamic_group(int64_t g0, const Call& c, LaneScratch& sc, const Dynamic& s) { step_group(s, g0, c, sc); }
 
 template <int... D>
 bool is(const Dynamic& s) {
@@ -672,26 +720,39 @@ GroupFn pick_group_fn(const Dynamic& s) {
   return dynamic_group;
 }
 
-// args: rows (N,S) = x_all (N,I0), y_all, padding; keys (P,4) u32, start (1) i32, lr (P),
-//       then per layer w, b, mw, mb, kw, kb;  rets: per layer w, b, mw, mb, then the loss (P)
-//       (each model's mean minibatch loss before the step).  Attrs batch = B,
-//       layout = 0 (one model at a time) or 1 (models in SIMD lanes).
+// args: rows (N,S) = x_all (N,I0), y_all, padding; keys (E,P,4) u32; ctl (2) s32 = the first
+//       step of the run this call trains and the loss column of its epoch; lr (E,P); loss (P,C);
+//       then per layer w, b, mw, mb, kw, kb.  rets: per layer w, b, mw, mb, then the loss (P,C)
+//       (the input plus each step's mean minibatch loss before the step, at its epoch's column).
+//       Attrs batch = B, steps, steps_per_epoch, layout = 0 (one model at a time) or 1 (models
+//       in SIMD lanes).
 ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, float mu, float wd,
-                    int64_t B, int64_t layout) {
+                    int64_t B, int64_t layout, int64_t steps, int64_t spe) {
   auto rows = args.get<ffi::Buffer<ffi::F32>>(0);
   auto keys = args.get<ffi::Buffer<ffi::U32>>(1);
-  auto start = args.get<ffi::Buffer<ffi::S32>>(2);
+  auto ctl = args.get<ffi::Buffer<ffi::S32>>(2);
   auto lr = args.get<ffi::Buffer<ffi::F32>>(3);
-  if (!rows || !keys || !start || !lr)
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected rows f32, keys u32, start s32, lr f32");
+  auto loss_in = args.get<ffi::Buffer<ffi::F32>>(4);
+  if (!rows || !keys || !ctl || !lr || !loss_in)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected rows f32, keys u32, ctl s32, lr f32, loss f32");
   const auto xd = rows->dimensions();
   const auto kd = keys->dimensions();
-  if (xd.size() != 2 || kd.size() != 2 || kd[1] != 4)
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "rows must be (N, S) and keys (P, 4)");
-  const int64_t P = kd[0], N = xd[0], S = xd[1];
+  const auto ld = lr->dimensions();
+  const auto cd = loss_in->dimensions();
+  if (xd.size() != 2 || kd.size() != 3 || kd[2] != 4 || ld.size() != 2 || ld[0] != kd[0] || ld[1] != kd[1] ||
+      cd.size() != 2 || cd[0] != kd[1] || ctl->element_count() != 2)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "rows must be (N, S), keys (E, P, 4), lr (E, P), loss (P, C), ctl (2)");
+  const int64_t E = kd[0], P = kd[1], N = xd[0], S = xd[1], C = cd[1];
+  const int64_t first = ctl->typed_data()[0], col0 = ctl->typed_data()[1];
+  if (steps < 1 || spe < 1 || B < 1 || first < 0 || spe * B > N)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "need steps, steps_per_epoch, batch >= 1, first step >= 0, "
+                                                        "steps_per_epoch * batch <= N");
+  const int64_t last_epoch = (first + steps - 1) / spe - first / spe;
+  if (last_epoch >= E || col0 < 0 || col0 + last_epoch >= C)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "keys, lr or loss have fewer epochs than the steps touch");
   int h = 1;
   while ((int64_t{1} << (2 * h)) < N) ++h;
-  const int64_t A0 = 4;
+  const int64_t A0 = 5;
   if ((args.size() - A0) % 6 != 0 || (rets.size() - 1) * 6 != (args.size() - A0) * 4)
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "expected 6 inputs and 4 outputs per layer, then the loss");
   const int64_t nl = (args.size() - A0) / 6;
@@ -714,8 +775,8 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
                  (*out[2])->typed_data(), (*out[3])->typed_data(), wd_[1], wd_[2]};
   }
   auto loss = rets.get<ffi::Buffer<ffi::F32>>(4 * nl);
-  if (!loss || (*loss)->element_count() != P)
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "the loss output must be f32 (P)");
+  if (!loss || (*loss)->element_count() != P * C)
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "the loss output must be f32 (P, C)");
   // Layout 1 runs models in SIMD lanes (small widths only), layout 0 one model at a time.
   Dynamic shape{};
   if (layout == 1) {
@@ -735,44 +796,44 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
   } else if (layout != 0) {
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "layout must be 0 (models) or 1 (lanes)");
   }
+  if (S < L[0].in + 1) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "rows must hold x then y: S >= I0 + 1");
   // Blocks of models (layout 0) or of lane groups (layout 1) are claimed from a shared counter
-  // by the calling thread and by helper tasks on XLA's pool. The caller works too and waits only
-  // for claimed blocks to finish, so it never deadlocks when the pool is busy (several devices);
-  // a task that starts late finds no block left and touches nothing but the heap state it co-owns.
+  // by the calling thread and by helper tasks on XLA's pool; a block runs all the call's steps.
+  // The caller works too and waits only for claimed blocks to finish, so it never deadlocks when
+  // the pool is busy (several devices); a task that starts late finds no block left and touches
+  // nothing but the heap state it co-owns.
   struct Shared {
-    std::vector<Layer> L;
-    Data D;
-    const float* lr;
-    float* loss;
-    int64_t B, P, block, n_blocks, layout;
-    float mu, wd;
+    Call c;
+    int64_t block, n_blocks, layout;
     Dynamic shape;
     GroupFn group;
-    std::vector<vf> shared;  // lanes layout, one order for all: the minibatch as broadcast vectors
     std::atomic<int64_t> next{0}, done{0};
   };
   auto st = std::make_shared<Shared>();
-  st->L = L;
-  if (S < L[0].in + 1) return ffi::Error(ffi::ErrorCode::kInvalidArgument, "rows must hold x then y: S >= I0 + 1");
-  st->D = Data{rows->typed_data(), S, keys->typed_data(), N, start->typed_data()[0], h};
-  st->lr = lr->typed_data();
-  st->loss = (*loss)->typed_data();
-  st->B = B; st->P = P; st->mu = mu; st->wd = wd; st->layout = layout; st->shape = shape;
+  Call& c = st->c;
+  c.L = L;
+  c.Lout = L;
+  for (Layer& ly : c.Lout) { ly.w = ly.ow; ly.b = ly.ob; ly.mw = ly.omw; ly.mb = ly.omb; }
+  c.rows = rows->typed_data(); c.stride = S; c.n = N; c.h = h;
+  c.keys = keys->typed_data(); c.lr = lr->typed_data(); c.loss = (*loss)->typed_data();
+  c.C = C; c.col0 = col0; c.first = first; c.steps = steps; c.spe = spe; c.B = B; c.P = P; c.mu = mu; c.wd = wd;
+  if (c.loss != loss_in->typed_data()) std::copy_n(loss_in->typed_data(), P * C, c.loss);
+  st->layout = layout; st->shape = shape;
   st->group = layout == 1 ? pick_group_fn(shape) : nullptr;
-  if (layout == 1) {  // every model on one data order (equal keys: a shared data_seed): gather it once
-    const uint32_t* k = keys->typed_data();
+  if (layout == 1) {  // every model on one data order (equal keys: a shared data_seed): its indices once
+    const uint32_t* k = c.keys;
     bool one_order = true;
-    for (int64_t p = 1; p < P && one_order; ++p)
-      one_order = k[4 * p] == k[0] && k[4 * p + 1] == k[1] && k[4 * p + 2] == k[2] && k[4 * p + 3] == k[3];
+    for (int64_t e = 0; e <= last_epoch && one_order; ++e)
+      for (int64_t p = 1; p < P && one_order; ++p)
+        for (int r = 0; r < 4; ++r) one_order = one_order && k[(e * P + p) * 4 + r] == k[e * P * 4 + r];
     if (one_order) {
-      const int64_t I0 = L[0].in;
-      const float* row0 = rows->typed_data();
-      st->shared.resize((I0 + 1) * B);
-      for (int64_t r = 0; r < B; ++r) {
-        const float* row = row0 + permute(static_cast<uint32_t>(st->D.start + r), k, h, static_cast<uint32_t>(N)) * S;
-        for (int64_t i = 0; i <= I0; ++i) st->shared[i * B + r] = splat(row[i]);  // x, then y
+      c.shared_idx.resize(steps * B);
+      for (int64_t t = 0; t < steps; ++t) {
+        const Data D = c.data(t);
+        for (int64_t r = 0; r < B; ++r)
+          c.shared_idx[t * B + r] = static_cast<int32_t>(permute(static_cast<uint32_t>(D.start + r), D.keys, h,
+                                                                 static_cast<uint32_t>(N)));
       }
-      st->D.shared_xy = reinterpret_cast<const float*>(st->shared.data());
     }
   }
   const int64_t units = layout == 1 ? (P + kLanes - 1) / kLanes : P;  // lane groups or models
@@ -782,14 +843,14 @@ ffi::Error StepImpl(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remainin
   auto work = [](Shared& s) {
     std::vector<float> scratch;
     LaneScratch lanes;
-    const int64_t units = s.layout == 1 ? (s.P + kLanes - 1) / kLanes : s.P;
+    const int64_t units = s.layout == 1 ? (s.c.P + kLanes - 1) / kLanes : s.c.P;
     for (int64_t k; (k = s.next.fetch_add(1)) < s.n_blocks;) {
       const int64_t hi = std::min(units, (k + 1) * s.block);
       for (int64_t u = k * s.block; u < hi; ++u) {
         if (s.layout == 1)
-          s.group(u * kLanes, s.P, s.L, s.D, s.lr, s.B, s.mu, s.wd, s.loss, lanes, s.shape);
+          s.group(u * kLanes, s.c, lanes, s.shape);
         else
-          step_model(u, s.L, s.D, s.lr, s.B, s.mu, s.wd, s.loss, scratch);
+          steps_model(u, s.c, scratch);
       }
       s.done.fetch_add(1, std::memory_order_release);
     }
@@ -811,4 +872,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SparsejaxMlpSgdStep, StepImpl,
                                   .Attr<float>("momentum")
                                   .Attr<float>("weight_decay")
                                   .Attr<int64_t>("batch")
-                                  .Attr<int64_t>("layout"));
+                                  .Attr<int64_t>("layout")
+                                  .Attr<int64_t>("steps")
+                                  .Attr<int64_t>("steps_per_epoch"));
