@@ -26,23 +26,24 @@ from typing import Iterable, Mapping
 from sparsejax import mlp
 
 # (d1, d2, d3) -> model-steps/s with kernel "auto", measured by benchmarks/cost_table.py on the
-# 2-core machine with nothing else running (2026-12-02): P = 1024, 200 steps, median of 3 up to
-# width 32 at 14:56 UTC (the faster lanes kernel of that day); P = 256, 40 steps, median of 2
-# at 64 and 128 at 14:10 UTC (128 trains with the XLA step: above the fused kernel's range).
+# 2-core machine with nothing else running (2026-12-03 02:15 UTC, the kernel that trains a whole
+# chunk per call): P = 1024, 200 steps, median of 3 up to width 32; P = 256, 40 steps, median of
+# 2 at 64; 128 from 2026-12-02 14:10 UTC (it trains with the XLA step: above the fused kernel's
+# range, unchanged since).
 # Runs sharing a data_seed train faster at the smallest shapes (benchmarks/RESULTS.md); the
 # model charges every run as if it had its own data order.
 MEASURED: dict[tuple[int, int, int], float] = {
-    (3, 3, 3): 1_664_635,
-    (3, 2, 2): 2_027_712,
-    (6, 3, 2): 1_217_250,
-    (4, 4, 4): 1_443_019,
-    (7, 3, 3): 1_409_703,
-    (16, 16, 16): 150_389,
-    (32, 32, 32): 42_939,
-    (64, 64, 64): 9_465,
+    (3, 3, 3): 2_510_956,
+    (3, 2, 2): 2_981_667,
+    (6, 3, 2): 2_175_171,
+    (4, 4, 4): 2_234_898,
+    (7, 3, 3): 1_937_063,
+    (16, 16, 16): 203_799,
+    (32, 32, 32): 36_657,
+    (64, 64, 64): 9_619,
     (128, 128, 128): 2_085,
 }
-MEASURED_ON = ("2026-12-02, 2-core AMD EPYC (Zen 4: AVX-512, 16 models per vector), jax 0.10.2 CPU, "
+MEASURED_ON = ("2026-12-03, 2-core AMD EPYC (Zen 4: AVX-512, 16 models per vector), jax 0.10.2 CPU, "
                "idle apart from the benchmark (a shared machine is several times slower)")
 
 
