@@ -131,7 +131,7 @@ def train_steps(params, masks, momentum, rows_all, round_keys_ExPx4, lr_ExP, los
                 layout: str = "auto"):
     """(params, momentum, loss_PxC) after `steps` masked SGD steps of every model: steps
     ``first_step .. first_step + steps - 1`` of a run with `steps_per_epoch` steps per epoch, in
-    one kernel call (a lane group's state stays in registers' layout from the first step to the
+    one kernel call (a lane group's state stays lane-interleaved from the first step to the
     last, and XLA runs nothing between steps).
 
     Step t of model p trains on positions ``[(t % spe) B, (t % spe) B + B)`` of the keyed
