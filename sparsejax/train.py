@@ -356,6 +356,30 @@ def _fused_steps(cfg: TrainConfig, kernel: str, data, pop: Population, start: Ar
     return pop._replace(loss_sums=sums) if curve else pop
 
 
+# Steps per segment of a hooked chunk on the fused kernel: a segment without a mask event is one
+# kernel call, one with an event runs step by step (the hook's update between steps).
+HOOK_SEGMENT = 16
+
+
+def _fused_hooked_steps(cfg: TrainConfig, hook: MaskHook, kernel: str, data, pop: Population, start: Array,
+                        n_steps: int) -> Population:
+    """`n_steps` steps with a mask hook on the fused kernel, in segments of HOOK_SEGMENT
+    steps: a segment with an event (``hook.is_event`` of each of its steps) runs as
+    :func:`_train_step` calls, one without as one :func:`_fused_steps` call, which is the same
+    computation there (masks stay fixed between events, so a non-finite parameter stays
+    non-finite and ``diverged`` may be checked once). Bit-identical to step-by-step training."""
+    def segment(pop: Population, s: Array, k: int) -> Population:
+        steps = s + jnp.arange(k)
+        by_step = lambda p: jax.lax.scan(lambda q, t: (_train_step(cfg, hook, kernel, data, q, t), None), p, steps)[0]
+        return jax.lax.cond(jnp.any(jax.vmap(hook.is_event)(steps)), by_step,
+                            lambda p: _fused_steps(cfg, kernel, data, p, s, k), pop)
+
+    q, r = divmod(n_steps, HOOK_SEGMENT)
+    if q:
+        pop = jax.lax.scan(lambda p, i: (segment(p, start + i * HOOK_SEGMENT, HOOK_SEGMENT), None), pop, jnp.arange(q))[0]
+    return segment(pop, start + q * HOOK_SEGMENT, r) if r else pop
+
+
 TRACE_COUNT = {"chunk": 0}  # incremented at trace time; tests use it to prove caching works
 
 
@@ -373,6 +397,8 @@ def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int, kernel: str
         data = (x_all, y_all, cpu_kernel.pack_rows(x_all, y_all) if fused else None, epoch_offset)
         if fused and hook is None:  # the whole chunk in one kernel call
             return _fused_steps(cfg, kernel, data, pop, start, n_steps)
+        if fused:  # the stretches between the hook's events in one kernel call each
+            return _fused_hooked_steps(cfg, hook, kernel, data, pop, start, n_steps)
         body = lambda p, s: (_train_step(cfg, hook, kernel, data, p, s), None)
         return jax.lax.scan(body, pop, start + jnp.arange(n_steps))[0]
     return jax.jit(run, donate_argnums=(0,))

@@ -3,6 +3,7 @@ step (``vmap`` of ``grad``), for every shape class the lanes layout handles: com
 1- and 2-unit layers, non-uniform and deeper shapes, with masks, momentum, weight decay,
 per-model learning rates and mixed schedules, and a population that is not a whole number of
 lane groups."""
+import dataclasses
 import functools
 
 import jax
@@ -152,6 +153,45 @@ def test_many_steps_per_call_equal_one_step_calls(widths, layout, shared):
                     jax.tree.leaves((out.params, out.momentum, out.loss_sums))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.asarray(out.diverged).tolist() == [i == 4 for i in range(P)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _DropHook(train.MaskHook):
+    """At steps 6, 13 and 37 drop every live weight with |w| < 0.1 (optionally skipping SGD there)."""
+    skip: bool = False
+
+    @property
+    def skip_optimizer(self):
+        return self.skip
+
+    def is_event(self, step):
+        return (step == 6) | (step == 13) | (step == 37)
+
+    def update(self, pop, step, x, y):
+        masks = tuple({"w": m["w"] * (jnp.abs(p["w"]) >= 0.1), "b": m["b"]} for p, m in zip(pop.params, pop.masks))
+        return pop._replace(masks=masks, params=mlp.apply_masks(pop.params, masks))
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["sgd_at_events", "skip_optimizer"])
+def test_hooked_chunks_equal_step_by_step(skip):
+    """With a mask hook the fused trainer runs the stretches between events as one kernel call
+    each (segments of train.HOOK_SEGMENT steps; chunks of 20 cut them): bit-identical to
+    training step by step, events and skipped optimiser steps included."""
+    x, y = _subset()  # 6 steps per epoch, 48 steps
+    widths = (3, 3, 3)
+    cfg = train.TrainConfig(widths=widths, epochs=8, milestones=(2, 5), chunk_steps=20, kernel="fused")
+    hook = _DropHook(skip)
+    pop = train.with_loss_sums(_population(widths), cfg.epochs)
+    pop = pop._replace(lr=pop.lr.at[4].set(1e6))
+    data = (x, y, cpu_kernel.pack_rows(x, y), jnp.int32(0))
+    ref = jax.jit(lambda p: jax.lax.scan(lambda q, t: (train._train_step(cfg, hook, "fused", data, q, t), None), p,
+                                         jnp.arange(48))[0])(jax.tree.map(jnp.copy, pop))
+    out = train.train(pop, x, y, cfg, hook=hook)
+    assert int(np.sum(np.asarray(out.masks[1]["w"]))) < int(np.sum(np.asarray(pop.masks[1]["w"])))  # events ran
+    for a, b in zip(jax.tree.leaves((ref.params, ref.momentum, ref.masks, ref.loss_sums, ref.diverged)),
+                    jax.tree.leaves((out.params, out.momentum, out.masks, out.loss_sums, out.diverged))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.asarray(out.diverged)[4]
 
 
 def test_layout_choice_and_errors():
