@@ -230,3 +230,12 @@ def test_loss_output_equals_xla(widths):
     assert np.isnan(ref[3, 1]) and np.isnan(out[3, 1])
     assert np.nanmax(ref[:, 0]) > 1e3  # the large-logit regime is reached
     np.testing.assert_allclose(out, ref, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", [None, "rigl"])
+def test_chunk_benchmark_compares_equal_populations(method):
+    """benchmarks/chunk_ab.py's comparison runs and finds the two programs' populations
+    bit-identical (no timing is checked)."""
+    from benchmarks import chunk_ab
+    old, new, same = chunk_ab.compare((3, 3, 3), 19, 5, 1, method)
+    assert same and old > 0 and new > 0

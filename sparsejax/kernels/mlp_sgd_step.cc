@@ -1,6 +1,7 @@
 // Consecutive masked-MLP SGD steps for a whole population, on the CPU (an XLA FFI custom call):
-// one call trains a chunk of steps (the trainer's hook-free chunks) or one step (a step between
-// a mask hook's events), so XLA runs nothing between the steps of a chunk.
+// one call trains a hook-free chunk of steps, or a stretch of a hooked chunk without a mask
+// event (train.HOOK_SEGMENT steps), or one step of a stretch with an event, so XLA runs
+// nothing between the steps of a call.
 //
 // At every step, for every model p (independently, so NaNs never cross models):
 //   forward  z_l = h_{l-1} W_l + b_l, h_l = relu(z_l) (the last layer is linear, one logit)
