@@ -175,11 +175,11 @@ class _DropHook(train.MaskHook):
 @pytest.mark.parametrize("skip", [False, True], ids=["sgd_at_events", "skip_optimizer"])
 def test_hooked_chunks_equal_step_by_step(skip):
     """With a mask hook the fused trainer runs the stretches between events as one kernel call
-    each (segments of train.HOOK_SEGMENT steps; chunks of 20 cut them): bit-identical to
-    training step by step, events and skipped optimiser steps included."""
+    each (chunks of 17 steps: segments of 16 and one of 1; the last chunk, 14, one segment):
+    bit-identical to training step by step, events and skipped optimiser steps included."""
     x, y = _subset()  # 6 steps per epoch, 48 steps
     widths = (3, 3, 3)
-    cfg = train.TrainConfig(widths=widths, epochs=8, milestones=(2, 5), chunk_steps=20, kernel="fused")
+    cfg = train.TrainConfig(widths=widths, epochs=8, milestones=(2, 5), chunk_steps=17, kernel="fused")
     hook = _DropHook(skip)
     pop = train.with_loss_sums(_population(widths), cfg.epochs)
     pop = pop._replace(lr=pop.lr.at[4].set(1e6))
