@@ -1,6 +1,6 @@
 // Consecutive masked-MLP SGD steps for a whole population, on the CPU (an XLA FFI custom call):
 // one call trains a hook-free chunk of steps, or a stretch of a hooked chunk without a mask
-// event (train.HOOK_SEGMENT steps), or one step of a stretch with an event, so XLA runs
+// event (up to train.HOOK_SEGMENT steps), or one step of a stretch with an event, so XLA runs
 // nothing between the steps of a call.
 //
 // At every step, for every model p (independently, so NaNs never cross models):
