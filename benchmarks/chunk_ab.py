@@ -38,8 +38,7 @@ def _per_step(cfg: train.TrainConfig, hook, steps: int):
     """The peer: `steps` one-step kernel calls in an XLA scan."""
     def run(pop, x_all, y_all, start, epoch_offset):
         d = (x_all, y_all, cpu_kernel.pack_rows(x_all, y_all), epoch_offset)
-        body = lambda q, s: (train._train_step(cfg, hook, "fused", d, q, s), None)  # noqa: E731
-        return jax.lax.scan(body, pop, start + jnp.arange(steps))[0]
+        return train._step_by_step(cfg, hook, "fused", d, pop, start + jnp.arange(steps))
     return jax.jit(run, donate_argnums=(0,))
 
 

@@ -327,6 +327,11 @@ def _train_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop:
     return pop._replace(loss_sums=pop.loss_sums.at[:, step // spe].add(loss))
 
 
+def _step_by_step(cfg: TrainConfig, hook: MaskHook | None, kernel: str, data, pop: Population, steps: Array) -> Population:
+    """:func:`_train_step` at each of `steps` in turn (an XLA scan)."""
+    return jax.lax.scan(lambda p, s: (_train_step(cfg, hook, kernel, data, p, s), None), pop, steps)[0]
+
+
 def _fused_layout(kernel: str) -> str:
     return "models" if kernel == "fused_models" else "auto"  # "fused_models": internal, benchmarks only
 
@@ -372,14 +377,15 @@ def _segment_length(n_steps: int) -> int:
 def _fused_hooked_steps(cfg: TrainConfig, hook: MaskHook, kernel: str, data, pop: Population, start: Array,
                         n_steps: int) -> Population:
     """`n_steps` steps with a mask hook on the fused kernel, in segments of at most
-    HOOK_SEGMENT steps (:func:`_segment_length`): a segment with an event (``hook.is_event`` of each of its steps) runs as
-    :func:`_train_step` calls, one without as one :func:`_fused_steps` call, which is the same
+    HOOK_SEGMENT steps (:func:`_segment_length`): a segment with an event (``hook.is_event``
+    of each of its steps) runs step by step (:func:`_step_by_step`), one without as one
+    :func:`_fused_steps` call, which is the same
     computation there (masks stay fixed between events, so a non-finite parameter stays
     non-finite and ``diverged`` may be checked once). Bit-identical to step-by-step training."""
     def segment(pop: Population, s: Array, k: int) -> Population:
         steps = s + jnp.arange(k)
-        by_step = lambda p: jax.lax.scan(lambda q, t: (_train_step(cfg, hook, kernel, data, q, t), None), p, steps)[0]
-        return jax.lax.cond(jnp.any(jax.vmap(hook.is_event)(steps)), by_step,
+        return jax.lax.cond(jnp.any(jax.vmap(hook.is_event)(steps)),
+                            lambda p: _step_by_step(cfg, hook, kernel, data, p, steps),
                             lambda p: _fused_steps(cfg, kernel, data, p, s, k), pop)
 
     k = _segment_length(n_steps)
@@ -408,8 +414,7 @@ def _chunk_fn(cfg: TrainConfig, hook: MaskHook | None, n_steps: int, kernel: str
             return _fused_steps(cfg, kernel, data, pop, start, n_steps)
         if fused:  # the stretches between the hook's events in one kernel call each
             return _fused_hooked_steps(cfg, hook, kernel, data, pop, start, n_steps)
-        body = lambda p, s: (_train_step(cfg, hook, kernel, data, p, s), None)
-        return jax.lax.scan(body, pop, start + jnp.arange(n_steps))[0]
+        return _step_by_step(cfg, hook, kernel, data, pop, start + jnp.arange(n_steps))
     return jax.jit(run, donate_argnums=(0,))
 
 

@@ -11,9 +11,8 @@
 //            dz_{l-1} = (dz_l W_l^T) * [z_{l-1} > 0]
 //   update   d = (g + wd p) m; buf = mu buf + d; p = (p - lr_p buf) m   (PyTorch SGD, masked)
 // Models are split into contiguous blocks run on XLA's intra-op thread pool; a block runs all the
-// call's steps. Every loop over
-// output units is an axpy over contiguous memory, so the compiler vectorises it without
-// reassociating any sum. Layout per layer: W (P, I, O) row-major, b (P, O).
+// call's steps. Every loop over output units is an axpy over contiguous memory, so the compiler
+// vectorises it without reassociating any sum. Layout per layer: W (P, I, O) row-major, b (P, O).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -663,8 +662,7 @@ void step_group(const S& s, int64_t g0, const Call& c, LaneScratch& sc) {
       Mv[j] = m;
       Pv[j] = (p - eta * m) * Kv[j];
     }
-    const int64_t col = c.col0 + c.epoch_of(t);
-    for (int ln = 0; ln < lanes; ++ln) c.loss[(g0 + ln) * c.C + col] += ltot[ln] / static_cast<float>(B);
+    for (int ln = 0; ln < lanes; ++ln) c.loss[(g0 + ln) * c.C + c.col0 + epoch] += ltot[ln] / static_cast<float>(B);
   }
   for (int ln = 0; ln < lanes; ++ln) {  // back to the (P, I, O) layout
     const int64_t p = g0 + ln;
